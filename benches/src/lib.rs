@@ -1,0 +1,1 @@
+//! Benchmark fixtures shared by the benches in `benches/benches/`.

@@ -1,0 +1,192 @@
+//! Topic names, topic filters, matching and shared subscriptions (MQTT 5, 4.7-4.8).
+//!
+//! ```
+//! use mqtt_codec::topic::{filter_matches, SharedSubscription};
+//!
+//! assert!(filter_matches("sensors/+/temp", "sensors/k1/temp"));
+//! assert!(filter_matches("sport/#", "sport")); // '#' includes the parent level
+//! assert!(!filter_matches("#", "$SYS/uptime")); // [MQTT-4.7.2-1]
+//!
+//! let shared = SharedSubscription::parse("$share/ingest/sensors/#").unwrap().unwrap();
+//! assert_eq!(shared.group, "ingest");
+//! assert_eq!(shared.filter, "sensors/#");
+//! ```
+
+use crate::error::DecodeError;
+
+/// The prefix of a shared subscription's topic filter (MQTT 5, 4.8.2).
+pub const SHARED_PREFIX: &str = "$share/";
+
+/// Checks a topic name: not empty [MQTT-4.7.3-1] and free of the wildcards `+` and `#`
+/// [MQTT-3.3.2-2] [MQTT-4.7.0-1]. (UTF-8 and U+0000 are checked by
+/// [`MqttString`](crate::MqttString).)
+#[inline]
+pub fn check_topic_name(topic: &str) -> Result<(), DecodeError> {
+    if topic.is_empty() {
+        return Err(DecodeError::EmptyTopicName);
+    }
+    check_no_wildcards(topic)
+}
+
+#[inline]
+pub(crate) fn check_no_wildcards(topic: &str) -> Result<(), DecodeError> {
+    if topic.bytes().any(|b| b == b'+' || b == b'#') {
+        Err(DecodeError::WildcardInTopicName)
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks a topic filter: not empty [MQTT-4.7.3-1], `#` only as the whole last level
+/// [MQTT-4.7.1-1], `+` only as a whole level [MQTT-4.7.1-2].
+pub fn check_topic_filter(filter: &str) -> Result<(), DecodeError> {
+    if filter.is_empty() {
+        return Err(DecodeError::InvalidTopicFilter);
+    }
+    let mut levels = filter.split('/').peekable();
+    while let Some(level) = levels.next() {
+        let is_last = levels.peek().is_none();
+        match level {
+            "#" if is_last => {}
+            "+" => {}
+            _ if level.bytes().any(|b| b == b'+' || b == b'#') => {
+                return Err(DecodeError::InvalidTopicFilter);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks a topic filter as a SUBSCRIBE or UNSUBSCRIBE in MQTT 5 carries it: a
+/// plain filter, or a shared subscription `$share/{group}/{filter}` whose group is
+/// not empty and holds no `/`, `+` or `#` [MQTT-4.8.2-1] [MQTT-4.8.2-2].
+pub fn check_subscription_filter(filter: &str) -> Result<(), DecodeError> {
+    match SharedSubscription::parse(filter)? {
+        Some(_) => Ok(()),
+        None => check_topic_filter(filter),
+    }
+}
+
+/// A shared subscription filter, `$share/{group}/{filter}` (MQTT 5, 4.8.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedSubscription<'a> {
+    /// The share name.
+    pub group: &'a str,
+    /// The topic filter after the share name.
+    pub filter: &'a str,
+}
+
+impl<'a> SharedSubscription<'a> {
+    /// Parses `filter`: `Ok(None)` if it does not start with `$share/`, an error if it
+    /// does but is not a valid shared subscription.
+    pub fn parse(filter: &'a str) -> Result<Option<Self>, DecodeError> {
+        let Some(rest) = filter.strip_prefix(SHARED_PREFIX) else {
+            return Ok(None);
+        };
+        let Some((group, inner)) = rest.split_once('/') else {
+            return Err(DecodeError::InvalidTopicFilter);
+        };
+        if group.is_empty() || group.bytes().any(|b| b == b'+' || b == b'#') {
+            return Err(DecodeError::InvalidTopicFilter);
+        }
+        check_topic_filter(inner)?;
+        Ok(Some(Self { group, filter: inner }))
+    }
+}
+
+/// Whether `topic` (a topic name) matches `filter` (a valid topic filter, not a shared
+/// subscription). A filter starting with a wildcard does not match a topic starting
+/// with `$` [MQTT-4.7.2-1].
+pub fn filter_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut topic_levels = topic.split('/');
+    for f in filter.split('/') {
+        match f {
+            // '#' matches the parent level and any number of child levels.
+            "#" => return true,
+            "+" => {
+                if topic_levels.next().is_none() {
+                    return false;
+                }
+            }
+            _ => match topic_levels.next() {
+                Some(t) if t == f => {}
+                _ => return false,
+            },
+        }
+    }
+    topic_levels.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matching_examples_from_the_specification() {
+        // MQTT 5, 4.7.1.2 and 4.7.1.3.
+        assert!(filter_matches("sport/tennis/player1/#", "sport/tennis/player1"));
+        assert!(filter_matches("sport/tennis/player1/#", "sport/tennis/player1/ranking"));
+        assert!(filter_matches("sport/tennis/player1/#", "sport/tennis/player1/score/wimbledon"));
+        assert!(filter_matches("sport/#", "sport"));
+        assert!(filter_matches("sport/tennis/+", "sport/tennis/player1"));
+        assert!(!filter_matches("sport/tennis/+", "sport/tennis/player1/ranking"));
+        assert!(!filter_matches("sport/+", "sport"));
+        assert!(filter_matches("sport/+", "sport/"));
+        assert!(filter_matches("+/+", "/finance"));
+        assert!(filter_matches("/+", "/finance"));
+        assert!(!filter_matches("+", "/finance"));
+        assert!(filter_matches("#", "a/b/c"));
+        assert!(!filter_matches("a/b", "a/b/c"));
+        assert!(!filter_matches("a/b/c", "a/b"));
+    }
+
+    #[test]
+    fn rejects_wildcard_match_of_dollar_topics() {
+        // [MQTT-4.7.2-1]
+        assert!(!filter_matches("#", "$SYS/monitor/Clients"));
+        assert!(!filter_matches("+/monitor/Clients", "$SYS/monitor/Clients"));
+        assert!(filter_matches("$SYS/#", "$SYS/monitor/Clients"));
+        assert!(filter_matches("$SYS/monitor/+", "$SYS/monitor/Clients"));
+    }
+
+    #[test]
+    fn rejects_malformed_filters() {
+        // [MQTT-4.7.1-1] [MQTT-4.7.1-2] [MQTT-4.7.3-1]
+        for bad in ["", "sport/tennis#", "sport/tennis/#/ranking", "sport+", "a/+b", "#/a", "##"] {
+            assert_eq!(check_topic_filter(bad), Err(DecodeError::InvalidTopicFilter), "{bad}");
+        }
+        for good in ["#", "+", "+/tennis/#", "sport/+/player1", "/", "//", "a//b", "+/+"] {
+            assert_eq!(check_topic_filter(good), Ok(()), "{good}");
+        }
+    }
+
+    #[test]
+    fn rejects_wildcards_in_topic_names() {
+        // [MQTT-3.3.2-2]
+        assert_eq!(check_topic_name("a/+/b"), Err(DecodeError::WildcardInTopicName));
+        assert_eq!(check_topic_name("a/#"), Err(DecodeError::WildcardInTopicName));
+        assert_eq!(check_topic_name(""), Err(DecodeError::EmptyTopicName));
+        assert_eq!(check_topic_name("/"), Ok(()));
+    }
+
+    #[test]
+    fn shared_subscriptions() {
+        let s = SharedSubscription::parse("$share/g1/a/+/c").unwrap().unwrap();
+        assert_eq!((s.group, s.filter), ("g1", "a/+/c"));
+        assert_eq!(SharedSubscription::parse("a/b"), Ok(None));
+        assert_eq!(SharedSubscription::parse("$sharex/g/a"), Ok(None));
+        // [MQTT-4.8.2-1] group not empty, [MQTT-4.8.2-2] no wildcards in the group,
+        // and a filter must follow.
+        for bad in ["$share/", "$share//a", "$share/g", "$share/g+/a", "$share/#/a", "$share/g/"] {
+            assert_eq!(
+                SharedSubscription::parse(bad),
+                Err(DecodeError::InvalidTopicFilter),
+                "{bad}"
+            );
+        }
+    }
+}
