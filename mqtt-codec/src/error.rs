@@ -180,7 +180,10 @@ impl fmt::Display for DecodeError {
         match self {
             Self::InvalidPacketType(t) => write!(f, "invalid packet type {t}")?,
             Self::InvalidHeaderFlags { packet_type, flags } => {
-                write!(f, "invalid fixed header flags {flags:#06b} for {packet_type:?}")?;
+                write!(
+                    f,
+                    "invalid fixed header flags {flags:#06b} for {packet_type:?}"
+                )?;
             }
             Self::PacketTooLarge { size, max } => {
                 write!(f, "packet of {size} bytes exceeds the maximum of {max}")?;
@@ -217,6 +220,9 @@ pub enum EncodeError {
     /// reason code not defined for the packet, an empty SUBSCRIBE, and so on. The
     /// error from the decoder names the rule.
     Invalid(DecodeError),
+    /// A PUBLISH has a packet identifier with QoS 0, or none with QoS 1 or 2
+    /// [MQTT-2.2.1-2].
+    PacketIdMismatch,
     /// The packet or field does not exist in the protocol version chosen (AUTH,
     /// properties, reason codes or options in MQTT 3.1.1).
     NotInVersion,
@@ -228,6 +234,9 @@ impl fmt::Display for EncodeError {
             Self::FieldTooLong => f.write_str("string or binary field longer than 65535 bytes"),
             Self::PacketTooLarge => f.write_str("packet exceeds the MQTT maximum size"),
             Self::Invalid(e) => write!(f, "invalid packet: {e}"),
+            Self::PacketIdMismatch => {
+                f.write_str("a PUBLISH has a packet identifier exactly when QoS > 0")
+            }
             Self::NotInVersion => f.write_str("not representable in this protocol version"),
         }
     }

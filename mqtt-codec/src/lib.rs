@@ -67,9 +67,8 @@ mod arbitrary_impls;
 
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
-    Auth, ConnAck, Connect, Decoder, Disconnect, FixedHeader, LastWill, Packet, PacketType,
-    PubAck, Publish, RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck,
-    Unsubscribe,
+    Auth, ConnAck, Connect, Decoder, Disconnect, FixedHeader, LastWill, Packet, PacketType, PubAck,
+    Publish, RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 pub use property::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,

@@ -41,7 +41,10 @@ pub struct UserProperty {
 impl UserProperty {
     /// A pair from two strings. Fails if either contains U+0000.
     pub fn new(name: &str, value: &str) -> Result<Self, DecodeError> {
-        Ok(Self { name: name.try_into()?, value: value.try_into()? })
+        Ok(Self {
+            name: name.try_into()?,
+            value: value.try_into()?,
+        })
     }
 }
 

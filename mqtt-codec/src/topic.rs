@@ -91,7 +91,10 @@ impl<'a> SharedSubscription<'a> {
             return Err(DecodeError::InvalidTopicFilter);
         }
         check_topic_filter(inner)?;
-        Ok(Some(Self { group, filter: inner }))
+        Ok(Some(Self {
+            group,
+            filter: inner,
+        }))
     }
 }
 
@@ -128,12 +131,24 @@ mod tests {
     #[test]
     fn matching_examples_from_the_specification() {
         // MQTT 5, 4.7.1.2 and 4.7.1.3.
-        assert!(filter_matches("sport/tennis/player1/#", "sport/tennis/player1"));
-        assert!(filter_matches("sport/tennis/player1/#", "sport/tennis/player1/ranking"));
-        assert!(filter_matches("sport/tennis/player1/#", "sport/tennis/player1/score/wimbledon"));
+        assert!(filter_matches(
+            "sport/tennis/player1/#",
+            "sport/tennis/player1"
+        ));
+        assert!(filter_matches(
+            "sport/tennis/player1/#",
+            "sport/tennis/player1/ranking"
+        ));
+        assert!(filter_matches(
+            "sport/tennis/player1/#",
+            "sport/tennis/player1/score/wimbledon"
+        ));
         assert!(filter_matches("sport/#", "sport"));
         assert!(filter_matches("sport/tennis/+", "sport/tennis/player1"));
-        assert!(!filter_matches("sport/tennis/+", "sport/tennis/player1/ranking"));
+        assert!(!filter_matches(
+            "sport/tennis/+",
+            "sport/tennis/player1/ranking"
+        ));
         assert!(!filter_matches("sport/+", "sport"));
         assert!(filter_matches("sport/+", "sport/"));
         assert!(filter_matches("+/+", "/finance"));
@@ -156,10 +171,31 @@ mod tests {
     #[test]
     fn rejects_malformed_filters() {
         // [MQTT-4.7.1-1] [MQTT-4.7.1-2] [MQTT-4.7.3-1]
-        for bad in ["", "sport/tennis#", "sport/tennis/#/ranking", "sport+", "a/+b", "#/a", "##"] {
-            assert_eq!(check_topic_filter(bad), Err(DecodeError::InvalidTopicFilter), "{bad}");
+        for bad in [
+            "",
+            "sport/tennis#",
+            "sport/tennis/#/ranking",
+            "sport+",
+            "a/+b",
+            "#/a",
+            "##",
+        ] {
+            assert_eq!(
+                check_topic_filter(bad),
+                Err(DecodeError::InvalidTopicFilter),
+                "{bad}"
+            );
         }
-        for good in ["#", "+", "+/tennis/#", "sport/+/player1", "/", "//", "a//b", "+/+"] {
+        for good in [
+            "#",
+            "+",
+            "+/tennis/#",
+            "sport/+/player1",
+            "/",
+            "//",
+            "a//b",
+            "+/+",
+        ] {
             assert_eq!(check_topic_filter(good), Ok(()), "{good}");
         }
     }
@@ -167,21 +203,36 @@ mod tests {
     #[test]
     fn rejects_wildcards_in_topic_names() {
         // [MQTT-3.3.2-2]
-        assert_eq!(check_topic_name("a/+/b"), Err(DecodeError::WildcardInTopicName));
-        assert_eq!(check_topic_name("a/#"), Err(DecodeError::WildcardInTopicName));
+        assert_eq!(
+            check_topic_name("a/+/b"),
+            Err(DecodeError::WildcardInTopicName)
+        );
+        assert_eq!(
+            check_topic_name("a/#"),
+            Err(DecodeError::WildcardInTopicName)
+        );
         assert_eq!(check_topic_name(""), Err(DecodeError::EmptyTopicName));
         assert_eq!(check_topic_name("/"), Ok(()));
     }
 
     #[test]
     fn shared_subscriptions() {
-        let s = SharedSubscription::parse("$share/g1/a/+/c").unwrap().unwrap();
+        let s = SharedSubscription::parse("$share/g1/a/+/c")
+            .unwrap()
+            .unwrap();
         assert_eq!((s.group, s.filter), ("g1", "a/+/c"));
         assert_eq!(SharedSubscription::parse("a/b"), Ok(None));
         assert_eq!(SharedSubscription::parse("$sharex/g/a"), Ok(None));
         // [MQTT-4.8.2-1] group not empty, [MQTT-4.8.2-2] no wildcards in the group,
         // and a filter must follow.
-        for bad in ["$share/", "$share//a", "$share/g", "$share/g+/a", "$share/#/a", "$share/g/"] {
+        for bad in [
+            "$share/",
+            "$share//a",
+            "$share/g",
+            "$share/g+/a",
+            "$share/#/a",
+            "$share/g/",
+        ] {
             assert_eq!(
                 SharedSubscription::parse(bad),
                 Err(DecodeError::InvalidTopicFilter),

@@ -116,19 +116,31 @@ mod tests {
 
     #[test]
     fn rejects_five_byte_integer() {
-        assert_eq!(read(&[0xFF, 0xFF, 0xFF, 0xFF, 0x7F]), Err(DecodeError::VarIntTooLong));
-        assert_eq!(read(&[0x80, 0x80, 0x80, 0x80]), Err(DecodeError::VarIntTooLong));
+        assert_eq!(
+            read(&[0xFF, 0xFF, 0xFF, 0xFF, 0x7F]),
+            Err(DecodeError::VarIntTooLong)
+        );
+        assert_eq!(
+            read(&[0x80, 0x80, 0x80, 0x80]),
+            Err(DecodeError::VarIntTooLong)
+        );
     }
 
     #[test]
     fn rejects_non_minimal_integer() {
         assert_eq!(read(&[0x80, 0x00]), Err(DecodeError::VarIntNotMinimal));
-        assert_eq!(read(&[0xFF, 0x80, 0x00]), Err(DecodeError::VarIntNotMinimal));
+        assert_eq!(
+            read(&[0xFF, 0x80, 0x00]),
+            Err(DecodeError::VarIntNotMinimal)
+        );
     }
 
     #[test]
     fn checked_len_refuses_too_large() {
         assert_eq!(checked_len(MAX as usize), Ok(4));
-        assert_eq!(checked_len(MAX as usize + 1), Err(EncodeError::PacketTooLarge));
+        assert_eq!(
+            checked_len(MAX as usize + 1),
+            Err(EncodeError::PacketTooLarge)
+        );
     }
 }

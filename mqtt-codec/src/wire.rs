@@ -125,7 +125,7 @@ pub(crate) fn binary_len(len: usize) -> Result<usize, EncodeError> {
 /// Writes a string or binary field whose length was checked by [`binary_len`].
 #[inline]
 pub(crate) fn put_binary(buf: &mut impl BufMut, data: &[u8]) {
-        // Checked by `binary_len` during `encoded_len`, which every encode runs first.
+    // Checked by `binary_len` during `encoded_len`, which every encode runs first.
     let len = u16::try_from(data.len()).unwrap_or(u16::MAX);
     buf.put_u16(len);
     buf.put_slice(data);

@@ -28,7 +28,10 @@ impl Auth {
         let code = r.u8()?;
         packet.reason_code = ReasonCode(code);
         if !packet.reason_code.is_valid_for(PacketType::Auth) {
-            return Err(DecodeError::InvalidReasonCode { packet_type: PacketType::Auth, code });
+            return Err(DecodeError::InvalidReasonCode {
+                packet_type: PacketType::Auth,
+                code,
+            });
         }
         if !r.is_empty() {
             let p = AuthProperties::decode(r, PacketType::Auth)?;
@@ -46,7 +49,11 @@ impl Auth {
         }
         if !self.reason_code.is_valid_for(PacketType::Auth) {
             let code = self.reason_code.0;
-            return Err(DecodeError::InvalidReasonCode { packet_type: PacketType::Auth, code }.into());
+            return Err(DecodeError::InvalidReasonCode {
+                packet_type: PacketType::Auth,
+                code,
+            }
+            .into());
         }
         let p = &self.properties;
         if p.authentication_data.is_some() && p.authentication_method.is_none() {

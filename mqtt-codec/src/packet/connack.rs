@@ -30,11 +30,15 @@ impl ConnAck {
         }
         let session_present = flags & 1 != 0;
         let code = r.u8()?;
-        let invalid = DecodeError::InvalidReasonCode { packet_type: PacketType::ConnAck, code };
+        let invalid = DecodeError::InvalidReasonCode {
+            packet_type: PacketType::ConnAck,
+            code,
+        };
         let (reason_code, properties) = match version {
-            ProtocolVersion::V311 => {
-                (ReasonCode::from_v311_connack(code).ok_or(invalid)?, ConnAckProperties::default())
-            }
+            ProtocolVersion::V311 => (
+                ReasonCode::from_v311_connack(code).ok_or(invalid)?,
+                ConnAckProperties::default(),
+            ),
             ProtocolVersion::V5 => {
                 let reason_code = ReasonCode(code);
                 if !reason_code.is_valid_for(PacketType::ConnAck) {
@@ -52,7 +56,11 @@ impl ConnAck {
         if session_present && !reason_code.is_success() {
             return Err(DecodeError::SessionPresentOnError);
         }
-        Ok(Self { session_present, reason_code, properties })
+        Ok(Self {
+            session_present,
+            reason_code,
+            properties,
+        })
     }
 
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
@@ -61,7 +69,11 @@ impl ConnAck {
                 EncodeError::NotInVersion
             } else {
                 let code = self.reason_code.0;
-                DecodeError::InvalidReasonCode { packet_type: PacketType::ConnAck, code }.into()
+                DecodeError::InvalidReasonCode {
+                    packet_type: PacketType::ConnAck,
+                    code,
+                }
+                .into()
             });
         }
         if self.session_present && !self.reason_code.is_success() {

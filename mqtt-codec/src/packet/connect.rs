@@ -132,12 +132,26 @@ impl Connect {
             let topic = r.string()?;
             topic::check_topic_name(&topic)?;
             let payload = r.binary()?;
-            Some(LastWill { topic, payload, qos: will_qos, retain: will_retain, properties })
+            Some(LastWill {
+                topic,
+                payload,
+                qos: will_qos,
+                retain: will_retain,
+                properties,
+            })
         } else {
             None
         };
-        let username = if has_username { Some(r.string()?) } else { None };
-        let password = if has_password { Some(Secret(r.binary()?)) } else { None };
+        let username = if has_username {
+            Some(r.string()?)
+        } else {
+            None
+        };
+        let password = if has_password {
+            Some(Secret(r.binary()?))
+        } else {
+            None
+        };
         Ok(Self {
             protocol_version: version,
             client_id,

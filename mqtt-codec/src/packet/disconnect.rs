@@ -30,7 +30,10 @@ impl Disconnect {
         let code = r.u8()?;
         packet.reason_code = ReasonCode(code);
         if !packet.reason_code.is_valid_for(PacketType::Disconnect) {
-            return Err(DecodeError::InvalidReasonCode { packet_type: PacketType::Disconnect, code });
+            return Err(DecodeError::InvalidReasonCode {
+                packet_type: PacketType::Disconnect,
+                code,
+            });
         }
         // A Remaining Length of 1 means no properties (3.14.2.2.1).
         if !r.is_empty() {

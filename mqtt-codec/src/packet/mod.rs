@@ -142,9 +142,17 @@ impl FixedHeader {
         let header_length = u8::try_from(1 + n).unwrap_or(u8::MAX);
         let size = u64::from(remaining_length) + u64::from(header_length);
         if size > u64::from(max_packet_size) {
-            return Err(DecodeError::PacketTooLarge { size, max: max_packet_size });
+            return Err(DecodeError::PacketTooLarge {
+                size,
+                max: max_packet_size,
+            });
         }
-        Ok(Some(Self { packet_type, flags, remaining_length, header_length }))
+        Ok(Some(Self {
+            packet_type,
+            flags,
+            remaining_length,
+            header_length,
+        }))
     }
 
     /// The size of the whole packet: header and body.
@@ -222,9 +230,15 @@ impl Packet {
             PacketType::Connect => Self::Connect(Box::new(Connect::decode(&mut r)?)),
             PacketType::ConnAck => Self::ConnAck(ConnAck::decode(&mut r, version)?),
             PacketType::Publish => Self::Publish(Publish::decode(&mut r, header.flags, version)?),
-            PacketType::PubAck => Self::PubAck(PubAck::decode(&mut r, PacketType::PubAck, version)?),
-            PacketType::PubRec => Self::PubRec(PubAck::decode(&mut r, PacketType::PubRec, version)?),
-            PacketType::PubRel => Self::PubRel(PubAck::decode(&mut r, PacketType::PubRel, version)?),
+            PacketType::PubAck => {
+                Self::PubAck(PubAck::decode(&mut r, PacketType::PubAck, version)?)
+            }
+            PacketType::PubRec => {
+                Self::PubRec(PubAck::decode(&mut r, PacketType::PubRec, version)?)
+            }
+            PacketType::PubRel => {
+                Self::PubRel(PubAck::decode(&mut r, PacketType::PubRel, version)?)
+            }
             PacketType::PubComp => {
                 Self::PubComp(PubAck::decode(&mut r, PacketType::PubComp, version)?)
             }
@@ -331,7 +345,11 @@ impl Packet {
             Self::Disconnect(p) => p.encode_body(buf, version)?,
             Self::Auth(p) => p.encode_body(buf)?,
         }
-        debug_assert_eq!(buf.len() - start, total, "encoded_len disagrees with encode");
+        debug_assert_eq!(
+            buf.len() - start,
+            total,
+            "encoded_len disagrees with encode"
+        );
         Ok(())
     }
 
@@ -404,7 +422,11 @@ impl Decoder {
     /// A decoder for `version` accepting packets up to the protocol maximum
     /// (268,435,460 bytes including the fixed header).
     pub fn new(version: ProtocolVersion) -> Self {
-        Self { version, max_packet_size: crate::MAX_PACKET_SIZE, state: DecodeState::Head }
+        Self {
+            version,
+            max_packet_size: crate::MAX_PACKET_SIZE,
+            state: DecodeState::Head,
+        }
     }
 
     /// Sets the largest packet (fixed header included) this decoder accepts, the

@@ -62,7 +62,15 @@ impl Publish {
         if topic.is_empty() && properties.topic_alias.is_none() {
             return Err(DecodeError::EmptyTopicName);
         }
-        Ok(Self { dup, qos, retain, topic, packet_id, properties, payload: r.rest() })
+        Ok(Self {
+            dup,
+            qos,
+            retain,
+            topic,
+            packet_id,
+            properties,
+            payload: r.rest(),
+        })
     }
 
     pub(crate) fn flags(&self) -> u8 {
@@ -76,9 +84,7 @@ impl Publish {
             }
             (QoS::AtMostOnce, None) => {}
             // [MQTT-2.2.1-2] an identifier exactly when QoS > 0.
-            (QoS::AtMostOnce, Some(_)) | (_, None) => {
-                return Err(DecodeError::ZeroPacketId.into());
-            }
+            (QoS::AtMostOnce, Some(_)) | (_, None) => return Err(EncodeError::PacketIdMismatch),
             _ => {}
         }
         topic::check_no_wildcards(&self.topic)?;

@@ -67,7 +67,11 @@ fn ack_body_len(
             return Err(if version == ProtocolVersion::V311 {
                 EncodeError::NotInVersion
             } else {
-                DecodeError::InvalidReasonCode { packet_type, code: code.0 }.into()
+                DecodeError::InvalidReasonCode {
+                    packet_type,
+                    code: code.0,
+                }
+                .into()
             });
         }
     }
@@ -107,14 +111,23 @@ impl SubAck {
         if reason_codes.is_empty() {
             return Err(DecodeError::NoReasonCodes);
         }
-        Ok(Self { packet_id, properties, reason_codes })
+        Ok(Self {
+            packet_id,
+            properties,
+            reason_codes,
+        })
     }
 
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
         if self.reason_codes.is_empty() {
             return Err(DecodeError::NoReasonCodes.into());
         }
-        ack_body_len(&self.properties, &self.reason_codes, PacketType::SubAck, version)
+        ack_body_len(
+            &self.properties,
+            &self.reason_codes,
+            PacketType::SubAck,
+            version,
+        )
     }
 
     pub(crate) fn encode_body(
@@ -122,21 +135,30 @@ impl SubAck {
         buf: &mut impl BufMut,
         version: ProtocolVersion,
     ) -> Result<(), EncodeError> {
-        encode_ack(buf, self.packet_id, &self.properties, &self.reason_codes, version)
+        encode_ack(
+            buf,
+            self.packet_id,
+            &self.properties,
+            &self.reason_codes,
+            version,
+        )
     }
 }
 
 impl UnsubAck {
     pub(crate) fn decode(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
-        let (packet_id, properties, reason_codes) =
-            decode_ack(r, PacketType::UnsubAck, version)?;
+        let (packet_id, properties, reason_codes) = decode_ack(r, PacketType::UnsubAck, version)?;
         match version {
             // 3.1.1: the UNSUBACK has no payload (3.11.3); decode_ack accepted only
             // 0x00 codes, but any byte after the identifier is trailing.
             ProtocolVersion::V311 if !reason_codes.is_empty() => Err(DecodeError::TrailingBytes),
             // 5.0 [MQTT-3.11.3-1]: one code per filter, at least one.
             ProtocolVersion::V5 if reason_codes.is_empty() => Err(DecodeError::NoReasonCodes),
-            _ => Ok(Self { packet_id, properties, reason_codes }),
+            _ => Ok(Self {
+                packet_id,
+                properties,
+                reason_codes,
+            }),
         }
     }
 
@@ -150,7 +172,12 @@ impl UnsubAck {
             }
             _ => {}
         }
-        ack_body_len(&self.properties, &self.reason_codes, PacketType::UnsubAck, version)
+        ack_body_len(
+            &self.properties,
+            &self.reason_codes,
+            PacketType::UnsubAck,
+            version,
+        )
     }
 
     pub(crate) fn encode_body(
@@ -158,6 +185,12 @@ impl UnsubAck {
         buf: &mut impl BufMut,
         version: ProtocolVersion,
     ) -> Result<(), EncodeError> {
-        encode_ack(buf, self.packet_id, &self.properties, &self.reason_codes, version)
+        encode_ack(
+            buf,
+            self.packet_id,
+            &self.properties,
+            &self.reason_codes,
+            version,
+        )
     }
 }

@@ -51,7 +51,10 @@ pub struct SubscriptionOptions {
 impl SubscriptionOptions {
     /// Options with this QoS and everything else default.
     pub fn qos(qos: QoS) -> Self {
-        Self { qos, ..Self::default() }
+        Self {
+            qos,
+            ..Self::default()
+        }
     }
 
     fn decode(byte: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
@@ -130,7 +133,11 @@ impl Subscribe {
         if filters.is_empty() {
             return Err(DecodeError::NoTopicFilters);
         }
-        Ok(Self { packet_id, properties, filters })
+        Ok(Self {
+            packet_id,
+            properties,
+            filters,
+        })
     }
 
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
@@ -147,8 +154,7 @@ impl Subscribe {
             }
         }
         for (filter, options) in &self.filters {
-            if version == ProtocolVersion::V311
-                && *options != SubscriptionOptions::qos(options.qos)
+            if version == ProtocolVersion::V311 && *options != SubscriptionOptions::qos(options.qos)
             {
                 return Err(EncodeError::NotInVersion);
             }

@@ -38,7 +38,11 @@ impl Unsubscribe {
         if filters.is_empty() {
             return Err(DecodeError::NoTopicFilters);
         }
-        Ok(Self { packet_id, properties, filters })
+        Ok(Self {
+            packet_id,
+            properties,
+            filters,
+        })
     }
 
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {

@@ -1,0 +1,1 @@
+//! `arbitrary::Arbitrary` for packets: generates valid packets only (used by fuzz/).
