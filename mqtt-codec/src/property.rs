@@ -371,6 +371,29 @@ macro_rules! property_set {
         }
 
         impl $name {
+            /// The set with no property, as a constant.
+            pub const EMPTY: Self = Self {
+                $( $field: None, )*
+                $( $rfield: Vec::new(), )?
+                user_properties: Vec::new(),
+            };
+
+            /// Decodes the property length and the properties, boxed; `None` for an
+            /// empty property list (no allocation).
+            #[inline]
+            #[allow(dead_code)] // Used by the packets that box their properties.
+            pub(crate) fn decode_boxed(
+                r: &mut Reader,
+                packet_type: PacketType,
+            ) -> Result<Option<Box<Self>>, DecodeError> {
+                if r.as_slice().first() == Some(&0) {
+                    r.u8()?;
+                    return Ok(None);
+                }
+                let props = Self::decode(r, packet_type)?;
+                Ok(if props.is_empty() { None } else { Some(Box::new(props)) })
+            }
+
             /// True when no property is set.
             pub fn is_empty(&self) -> bool {
                 $( self.$field.is_none() && )*

@@ -30,29 +30,78 @@ pub fn check_topic_name(topic: &str) -> Result<(), DecodeError> {
 
 #[inline]
 pub(crate) fn check_no_wildcards(topic: &str) -> Result<(), DecodeError> {
-    if topic.bytes().any(|b| b == b'+' || b == b'#') {
+    if classify(topic.as_bytes()) & WILDCARD != 0 {
         Err(DecodeError::WildcardInTopicName)
     } else {
         Ok(())
     }
 }
 
+/// [`classify`] bit: the bytes hold U+0000.
+pub(crate) const NUL: u8 = 0b001;
+/// [`classify`] bit: the bytes hold `+` or `#`.
+pub(crate) const WILDCARD: u8 = 0b010;
+
+/// One pass over a topic: which of [`NUL`] and [`WILDCARD`] occur. Eight bytes at a
+/// time (the "has zero byte" test on the word, the word xor `+`, the word xor `#`),
+/// with no early exit: topics are short and almost always clean.
+#[inline]
+pub(crate) fn classify(bytes: &[u8]) -> u8 {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const PLUS: u64 = u64::from_ne_bytes([b'+'; 8]);
+    const HASH: u64 = u64::from_ne_bytes([b'#'; 8]);
+    // Non-zero exactly when some byte of `w` is zero.
+    let zero_bytes = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
+    let mut nul = 0u64;
+    let mut wild = 0u64;
+    let mut scan = |w: u64| {
+        nul |= zero_bytes(w);
+        wild |= zero_bytes(w ^ PLUS) | zero_bytes(w ^ HASH);
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        scan(u64::from_ne_bytes(word));
+    }
+    // The tail, padded with a byte that is none of NUL, '+', '#'.
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        let mut word = [b'a'; 8];
+        if let Some(head) = word.get_mut(..tail.len()) {
+            head.copy_from_slice(tail);
+        }
+        scan(u64::from_ne_bytes(word));
+    }
+    (u8::from(nul != 0) * NUL) | (u8::from(wild != 0) * WILDCARD)
+}
+
 /// Checks a topic filter: not empty [MQTT-4.7.3-1], `#` only as the whole last level
 /// [MQTT-4.7.1-1], `+` only as a whole level [MQTT-4.7.1-2].
 pub fn check_topic_filter(filter: &str) -> Result<(), DecodeError> {
-    if filter.is_empty() {
+    let bytes = filter.as_bytes();
+    if bytes.is_empty() {
         return Err(DecodeError::InvalidTopicFilter);
     }
-    let mut levels = filter.split('/').peekable();
-    while let Some(level) = levels.next() {
-        let is_last = levels.peek().is_none();
-        match level {
-            "#" if is_last => {}
-            "+" => {}
-            _ if level.bytes().any(|b| b == b'+' || b == b'#') => {
+    // Most filters are checked by one word-at-a-time scan; only those holding a
+    // wildcard are walked byte by byte.
+    if classify(bytes) & WILDCARD == 0 {
+        return Ok(());
+    }
+    // A wildcard must be preceded by a level separator (or the start) and followed
+    // by one (or the end); '#' must moreover be the last character.
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'+' || b == b'#' {
+            let after_separator = i == 0 || bytes.get(i - 1) == Some(&b'/');
+            let next = bytes.get(i + 1);
+            let before_separator = match b {
+                b'#' => next.is_none(),
+                _ => next.is_none_or(|&n| n == b'/'),
+            };
+            if !(after_separator && before_separator) {
                 return Err(DecodeError::InvalidTopicFilter);
             }
-            _ => {}
         }
     }
     Ok(())
@@ -197,6 +246,24 @@ mod tests {
             "+/+",
         ] {
             assert_eq!(check_topic_filter(good), Ok(()), "{good}");
+        }
+    }
+
+    #[test]
+    fn classify_finds_every_position() {
+        for len in 0..40 {
+            let clean = vec![b'x'; len];
+            assert_eq!(classify(&clean), 0, "{len}");
+            for at in 0..len {
+                for (byte, class) in [(0u8, NUL), (b'+', WILDCARD), (b'#', WILDCARD)] {
+                    let mut t = clean.clone();
+                    t[at] = byte;
+                    assert_eq!(classify(&t), class, "{len} {at} {byte}");
+                }
+                let mut t = clean.clone();
+                t[at] = 0x80;
+                assert_eq!(classify(&t), 0, "high bytes are not flagged");
+            }
         }
     }
 

@@ -44,18 +44,20 @@ impl Reader {
 
     #[inline]
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-        if self.buf.is_empty() {
+        let [b, ..] = self.buf[..] else {
             return Err(DecodeError::Truncated);
-        }
-        Ok(self.buf.get_u8())
+        };
+        self.buf.advance(1);
+        Ok(b)
     }
 
     #[inline]
     pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
-        if self.buf.len() < 2 {
+        let [hi, lo, ..] = self.buf[..] else {
             return Err(DecodeError::Truncated);
-        }
-        Ok(self.buf.get_u16())
+        };
+        self.buf.advance(2);
+        Ok(u16::from_be_bytes([hi, lo]))
     }
 
     #[inline]
@@ -105,6 +107,45 @@ impl Reader {
         MqttString::from_bytes(self.binary()?)
     }
 
+    /// A PUBLISH topic name: one pass finds U+0000 [MQTT-1.5.4-2] and wildcards
+    /// [MQTT-3.3.2-2], then the UTF-8 check [MQTT-1.5.4-1]. Emptiness is the caller's
+    /// to judge (MQTT 5 allows it with a Topic Alias).
+    #[inline]
+    pub(crate) fn topic_name(&mut self) -> Result<MqttString, DecodeError> {
+        let raw = self.binary()?;
+        let class = crate::topic::classify(&raw);
+        if class & crate::topic::NUL != 0 {
+            return Err(DecodeError::NullCharacter);
+        }
+        if class & crate::topic::WILDCARD != 0 {
+            return Err(DecodeError::WildcardInTopicName);
+        }
+        MqttString::from_bytes_without_nul(raw)
+    }
+
+    /// How many length-prefixed fields, each followed by `gap` more bytes, the unread
+    /// bytes hold (stopping at the first that does not fit): sizes a `Vec` before a
+    /// list is decoded, so that it is allocated once.
+    pub(crate) fn count_fields(&self, gap: usize) -> usize {
+        let mut rest: &[u8] = &self.buf;
+        let mut count = 0;
+        while let [hi, lo, tail @ ..] = rest {
+            let skip = usize::from(u16::from_be_bytes([*hi, *lo])) + gap;
+            match tail.get(skip..) {
+                Some(next) => rest = next,
+                None => break,
+            }
+            count += 1;
+        }
+        count
+    }
+
+    /// The unread bytes.
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// The packet identifier; 0 is refused [MQTT-2.2.1-3].
     #[inline]
     pub(crate) fn packet_id(&mut self) -> Result<crate::PacketId, DecodeError> {
@@ -127,6 +168,58 @@ pub(crate) fn binary_len(len: usize) -> Result<usize, EncodeError> {
 pub(crate) fn put_binary(buf: &mut impl BufMut, data: &[u8]) {
     // Checked by `binary_len` during `encoded_len`, which every encode runs first.
     let len = u16::try_from(data.len()).unwrap_or(u16::MAX);
-    buf.put_u16(len);
+    buf.put_slice(&len.to_be_bytes());
     buf.put_slice(data);
+}
+
+/// A few header bytes gathered on the stack and written with one `put_slice`: each
+/// `put_*` call on a `BytesMut` checks capacity and copies on its own, which costs
+/// more than the bytes themselves for small packets.
+#[derive(Debug, Default)]
+pub(crate) struct Head {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl Head {
+    #[inline]
+    pub(crate) fn u8(&mut self, byte: u8) {
+        // Callers write at most 11 bytes (fixed header 5, two-byte fields, a
+        // property length 4); a write past 16 would be a bug and is dropped.
+        debug_assert!(self.len < self.bytes.len());
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    #[inline]
+    pub(crate) fn u16(&mut self, value: u16) {
+        let [hi, lo] = value.to_be_bytes();
+        self.u8(hi);
+        self.u8(lo);
+    }
+
+    /// A Variable Byte Integer the caller checked is at most [`varint::MAX`].
+    #[inline]
+    pub(crate) fn varint(&mut self, mut value: u32) {
+        loop {
+            // Truncation intended: the low seven bits.
+            #[allow(clippy::cast_possible_truncation)]
+            let byte = (value & 0x7F) as u8;
+            value >>= 7;
+            if value == 0 {
+                self.u8(byte);
+                break;
+            }
+            self.u8(byte | 0x80);
+        }
+    }
+
+    /// Writes the gathered bytes and empties the head.
+    #[inline]
+    pub(crate) fn flush(&mut self, buf: &mut impl BufMut) {
+        buf.put_slice(self.bytes.get(..self.len).unwrap_or_default());
+        self.len = 0;
+    }
 }

@@ -4,10 +4,10 @@
 //! packet, after the fixed header) and its encoder. The version is a parameter of
 //! both, never a second tree.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use crate::error::{DecodeError, EncodeError};
-use crate::wire::Reader;
+use crate::wire::{Head, Reader};
 use crate::{varint, ProtocolVersion};
 
 mod auth;
@@ -162,12 +162,16 @@ impl FixedHeader {
 }
 
 /// An MQTT control packet, either version.
+///
+/// Packets that are rare on a connection (CONNECT, CONNACK, SUBACK, UNSUBACK,
+/// DISCONNECT, AUTH) are boxed, so that a `Packet` stays small (under 100 bytes) for
+/// the PUBLISH and acknowledgement traffic that dominates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet {
     /// CONNECT.
     Connect(Box<Connect>),
     /// CONNACK.
-    ConnAck(ConnAck),
+    ConnAck(Box<ConnAck>),
     /// PUBLISH.
     Publish(Publish),
     /// PUBACK.
@@ -181,19 +185,19 @@ pub enum Packet {
     /// SUBSCRIBE.
     Subscribe(Subscribe),
     /// SUBACK.
-    SubAck(SubAck),
+    SubAck(Box<SubAck>),
     /// UNSUBSCRIBE.
     Unsubscribe(Unsubscribe),
     /// UNSUBACK.
-    UnsubAck(UnsubAck),
+    UnsubAck(Box<UnsubAck>),
     /// PINGREQ.
     PingReq,
     /// PINGRESP.
     PingResp,
     /// DISCONNECT.
-    Disconnect(Disconnect),
+    Disconnect(Box<Disconnect>),
     /// AUTH (MQTT 5 only).
-    Auth(Auth),
+    Auth(Box<Auth>),
 }
 
 impl Packet {
@@ -228,7 +232,7 @@ impl Packet {
         let mut r = Reader::new(body);
         let packet = match header.packet_type {
             PacketType::Connect => Self::Connect(Box::new(Connect::decode(&mut r)?)),
-            PacketType::ConnAck => Self::ConnAck(ConnAck::decode(&mut r, version)?),
+            PacketType::ConnAck => Self::ConnAck(Box::new(ConnAck::decode(&mut r, version)?)),
             PacketType::Publish => Self::Publish(Publish::decode(&mut r, header.flags, version)?),
             PacketType::PubAck => {
                 Self::PubAck(PubAck::decode(&mut r, PacketType::PubAck, version)?)
@@ -243,13 +247,15 @@ impl Packet {
                 Self::PubComp(PubAck::decode(&mut r, PacketType::PubComp, version)?)
             }
             PacketType::Subscribe => Self::Subscribe(Subscribe::decode(&mut r, version)?),
-            PacketType::SubAck => Self::SubAck(SubAck::decode(&mut r, version)?),
+            PacketType::SubAck => Self::SubAck(Box::new(SubAck::decode(&mut r, version)?)),
             PacketType::Unsubscribe => Self::Unsubscribe(Unsubscribe::decode(&mut r, version)?),
-            PacketType::UnsubAck => Self::UnsubAck(UnsubAck::decode(&mut r, version)?),
+            PacketType::UnsubAck => Self::UnsubAck(Box::new(UnsubAck::decode(&mut r, version)?)),
             PacketType::PingReq => Self::PingReq,
             PacketType::PingResp => Self::PingResp,
-            PacketType::Disconnect => Self::Disconnect(Disconnect::decode(&mut r, version)?),
-            PacketType::Auth => Self::Auth(Auth::decode(&mut r)?),
+            PacketType::Disconnect => {
+                Self::Disconnect(Box::new(Disconnect::decode(&mut r, version)?))
+            }
+            PacketType::Auth => Self::Auth(Box::new(Auth::decode(&mut r)?)),
         };
         r.finish()?;
         Ok(packet)
@@ -323,13 +329,19 @@ impl Packet {
     /// Appends the packet to `buf` for `version`: validates and measures it first,
     /// reserves once, writes once. On error nothing is written.
     pub fn encode(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        if let Self::Publish(p) = self {
+            // The hot path: writes its header bytes in two batches (see `Publish::encode`).
+            return p.encode(version, buf);
+        }
         let (flags, body) = self.flags_and_body_len(version)?;
         let body_u32 = u32::try_from(body).map_err(|_| EncodeError::PacketTooLarge)?;
         let total = 1 + varint::checked_len(body)? + body;
         buf.reserve(total);
         let start = buf.len();
-        buf.put_u8(((self.packet_type() as u8) << 4) | flags);
-        varint::write(buf, body_u32);
+        let mut head = Head::default();
+        head.u8(((self.packet_type() as u8) << 4) | flags);
+        head.varint(body_u32);
+        head.flush(buf);
         match self {
             Self::Connect(p) => p.encode_body(buf)?,
             Self::ConnAck(p) => p.encode_body(buf, version)?,
@@ -371,21 +383,28 @@ macro_rules! packet_from {
     };
 }
 packet_from!(
-    ConnAck(ConnAck),
     Publish(Publish),
     Subscribe(Subscribe),
+    Unsubscribe(Unsubscribe)
+);
+
+macro_rules! packet_from_boxed {
+    ($($variant:ident($ty:ty)),*) => {
+        $(impl From<$ty> for Packet {
+            fn from(p: $ty) -> Self {
+                Self::$variant(Box::new(p))
+            }
+        })*
+    };
+}
+packet_from_boxed!(
+    Connect(Connect),
+    ConnAck(ConnAck),
     SubAck(SubAck),
-    Unsubscribe(Unsubscribe),
     UnsubAck(UnsubAck),
     Disconnect(Disconnect),
     Auth(Auth)
 );
-
-impl From<Connect> for Packet {
-    fn from(p: Connect) -> Self {
-        Self::Connect(Box::new(p))
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 enum DecodeState {
@@ -462,6 +481,13 @@ impl Decoder {
                 else {
                     return Ok(None);
                 };
+                if buf.len() >= header.packet_length() {
+                    // The whole packet is here (the common case): one split, and the
+                    // header is skipped on the cheaper `Bytes`.
+                    let mut frame = buf.split_to(header.packet_length()).freeze();
+                    bytes::Buf::advance(&mut frame, usize::from(header.header_length));
+                    return Packet::decode_body(&header, frame, self.version).map(Some);
+                }
                 bytes::Buf::advance(buf, usize::from(header.header_length));
                 header
             }

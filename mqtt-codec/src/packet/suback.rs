@@ -147,19 +147,27 @@ impl SubAck {
 
 impl UnsubAck {
     pub(crate) fn decode(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
-        let (packet_id, properties, reason_codes) = decode_ack(r, PacketType::UnsubAck, version)?;
-        match version {
-            // 3.1.1: the UNSUBACK has no payload (3.11.3); decode_ack accepted only
-            // 0x00 codes, but any byte after the identifier is trailing.
-            ProtocolVersion::V311 if !reason_codes.is_empty() => Err(DecodeError::TrailingBytes),
-            // 5.0 [MQTT-3.11.3-1]: one code per filter, at least one.
-            ProtocolVersion::V5 if reason_codes.is_empty() => Err(DecodeError::NoReasonCodes),
-            _ => Ok(Self {
+        if version == ProtocolVersion::V311 {
+            // 3.1.1: the UNSUBACK has no payload (3.11.3): any byte after the
+            // identifier is trailing, whatever its value (not a reason code).
+            let packet_id = r.packet_id()?;
+            r.finish()?;
+            return Ok(Self {
                 packet_id,
-                properties,
-                reason_codes,
-            }),
+                properties: AckProperties::default(),
+                reason_codes: Vec::new(),
+            });
         }
+        let (packet_id, properties, reason_codes) = decode_ack(r, PacketType::UnsubAck, version)?;
+        // 5.0 [MQTT-3.11.3-1]: one code per filter, at least one.
+        if reason_codes.is_empty() {
+            return Err(DecodeError::NoReasonCodes);
+        }
+        Ok(Self {
+            packet_id,
+            properties,
+            reason_codes,
+        })
     }
 
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {

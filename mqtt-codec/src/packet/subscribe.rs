@@ -122,7 +122,7 @@ impl Subscribe {
             ProtocolVersion::V5 => SubscribeProperties::decode(r, PacketType::Subscribe)?,
             ProtocolVersion::V311 => SubscribeProperties::default(),
         };
-        let mut filters = Vec::new();
+        let mut filters = Vec::with_capacity(r.count_fields(1));
         while !r.is_empty() {
             let filter = r.string()?;
             let options = SubscriptionOptions::decode(r.u8()?, version)?;

@@ -28,7 +28,7 @@ impl Unsubscribe {
             ProtocolVersion::V5 => UnsubscribeProperties::decode(r, PacketType::Unsubscribe)?,
             ProtocolVersion::V311 => UnsubscribeProperties::default(),
         };
-        let mut filters = Vec::new();
+        let mut filters = Vec::with_capacity(r.count_fields(0));
         while !r.is_empty() {
             let filter = r.string()?;
             check_filter(&filter, version)?;
