@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Instructions per packet (callgrind), ours against rumqttc and the framing-only limit:
-# deterministic, so valid on a noisy shared machine. Prints a Markdown table.
+# deterministic, so valid on a noisy shared machine. Prints Markdown (report.py folds
+# benches/ICOUNT.md into RESULTS.md).
 #
-#   bash benches/icount.sh            (needs valgrind: apt-get install valgrind)
+#   bash benches/icount.sh > benches/ICOUNT.md     (needs valgrind: apt-get install valgrind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q --release -p mqtt-benches --example icount
@@ -16,6 +17,15 @@ per_packet() {
   python3 -c "print(round(($b - $a) / 20000))"
 }
 
+cat <<'EOT'
+Reproduce: `bash benches/icount.sh > benches/ICOUNT.md` (valgrind's callgrind; the
+`icount` example of `mqtt-benches` runs the same fixtures as the criterion bench).
+Instructions executed per packet, decode including the packet's drop, setup
+subtracted by differencing two runs. Instructions are not time: an atomic reference
+count update or a cache miss costs more than an add, so read these beside the
+criterion medians above, not instead of them. They do not move with machine load.
+
+EOT
 echo "| case | op | mqtt-codec | rumqttc | framing-only | rumqttc / mqtt-codec |"
 echo "| --- | --- | ---: | ---: | ---: | ---: |"
 for c in small_v311 small_v5 kib_v311 kib_v5 props_v5 connect_v5 sub_v311 sub_v5; do

@@ -286,6 +286,11 @@ def main():
         ]
         out += case_table(results, group)
         out.append("")
+    icount = WORKSPACE / "benches" / "ICOUNT.md"
+    if icount.exists():
+        out += ["## Instructions per packet (callgrind)", ""]
+        out += icount.read_text().rstrip("\n").splitlines()
+        out.append("")
     print("\n".join(out))
 
 
