@@ -33,11 +33,11 @@ for t in "${targets[@]}"; do
   echo "=== fuzz $t for ${seconds}s"
   mkdir -p "corpus/$t"
   # -timeout: an input that takes over 10 s is a hang (reported as a crash).
-  # Progress lines (NEW/REDUCE/pulse) are dropped to keep CI logs short.
+  # Progress lines (NEW/REDUCE/pulse, NEW_FUNC) are dropped to keep CI logs short.
   set +e
   cargo fuzz run "$t" "corpus/$t" -- \
     -max_total_time="$seconds" -timeout=10 -print_final_stats=1 2>&1 |
-    grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)'
+    grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|^[[:space:]]+NEW_FUNC'
   status="${PIPESTATUS[0]}"
   set -e
   if [ "$status" -ne 0 ]; then
