@@ -423,10 +423,14 @@ fn connect(u: &mut Unstructured<'_>, version: ProtocolVersion) -> Result<Connect
     if version == ProtocolVersion::V311 && password.is_some() && username.is_none() {
         username = Some(mqtt_string(u)?);
     }
+    let client_id = mqtt_string(u)?;
+    // MQTT 3.1.1: an empty client identifier needs Clean Session [MQTT-3.1.3-7].
+    let clean_start =
+        u.arbitrary::<bool>()? || (version == ProtocolVersion::V311 && client_id.is_empty());
     Ok(Connect {
         protocol_version: version,
-        client_id: mqtt_string(u)?,
-        clean_start: u.arbitrary()?,
+        client_id,
+        clean_start,
         keep_alive: u.arbitrary()?,
         username,
         password,
@@ -560,8 +564,14 @@ fn disconnect(u: &mut Unstructured<'_>, version: ProtocolVersion) -> Result<Disc
 }
 
 fn auth(u: &mut Unstructured<'_>) -> Result<Auth> {
+    let reason_code = reason_code(u, PacketType::Auth, ProtocolVersion::V5)?;
+    let properties = auth_properties(u)?;
+    // Every AUTH but the empty short form names its method (MQTT 5, 3.15.2.2.2).
+    if properties.authentication_method.is_none() {
+        return Ok(Auth::default());
+    }
     Ok(Auth {
-        reason_code: reason_code(u, PacketType::Auth, ProtocolVersion::V5)?,
-        properties: auth_properties(u)?,
+        reason_code,
+        properties,
     })
 }

@@ -15,10 +15,12 @@ use crate::reason::ReasonCode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DecodeError {
-    /// A Variable Byte Integer used more than four bytes [MQTT-1.5.5-1].
+    /// A Variable Byte Integer used more than four bytes (MQTT 5, 1.5.5: "The maximum
+    /// number of bytes in the Variable Byte Integer field is four").
     VarIntTooLong,
     /// A Variable Byte Integer was not encoded in the minimum number of bytes
-    /// [MQTT-1.5.5-1].
+    /// [MQTT-1.5.5-1]. Enforced for 3.1.1 too, whose encoding algorithm (2.2.3) only
+    /// ever produces the minimal form: a deliberate strictness.
     VarIntNotMinimal,
     /// The fixed header names packet type 0 (reserved), or 15 (AUTH) in MQTT 3.1.1.
     InvalidPacketType(u8),
@@ -51,12 +53,14 @@ pub enum DecodeError {
     /// The topic name of a PUBLISH contains `+` or `#` [MQTT-3.3.2-2].
     WildcardInTopicName,
     /// The topic name of a PUBLISH is empty (MQTT 3.1.1 always [MQTT-4.7.3-1]; MQTT 5
-    /// unless a Topic Alias is present [MQTT-3.3.2-1] [MQTT-3.3.4-7]).
+    /// unless a Topic Alias is present, 3.3.2.1: "It is a Protocol Error if the Topic
+    /// Name is zero length and there is no Topic Alias").
     EmptyTopicName,
     /// A topic filter is empty or uses `#`/`+` outside a level of its own
     /// [MQTT-4.7.1-1], [MQTT-4.7.1-2], [MQTT-4.7.3-1].
     InvalidTopicFilter,
-    /// A SUBSCRIBE or UNSUBSCRIBE has no topic filter [MQTT-3.8.3-3], [MQTT-3.10.3-2].
+    /// A SUBSCRIBE or UNSUBSCRIBE has no topic filter ([MQTT-3.8.3-2] in 5.0,
+    /// [MQTT-3.8.3-3] in 3.1.1; [MQTT-3.10.3-2]).
     NoTopicFilters,
     /// A SUBACK or UNSUBACK has no reason code (MQTT 3.1.1 UNSUBACK excepted).
     NoReasonCodes,
@@ -86,7 +90,8 @@ pub enum DecodeError {
     /// Session Present is set in a CONNACK that refuses the connection [MQTT-3.2.2-4]
     /// (3.1.1), [MQTT-3.2.2-6] (5.0).
     SessionPresentOnError,
-    /// The protocol name is not "MQTT" [MQTT-3.1.2-1].
+    /// The protocol name is not "MQTT" [MQTT-3.1.2-1]; a server may answer with 0x84
+    /// (Unsupported Protocol Version) before closing.
     InvalidProtocolName,
     /// The protocol level is not 4 (3.1.1) or 5 (5.0) [MQTT-3.1.2-2]; a server answers
     /// with reason code 0x84 (0x01 in 3.1.1).
@@ -113,6 +118,13 @@ pub enum DecodeError {
     /// Receive Maximum 0, Maximum Packet Size 0, Subscription Identifier 0, a byte
     /// property other than 0 or 1 (MQTT 5, 3.x.2.x: a Protocol Error).
     InvalidPropertyValue(u8),
+    /// An AUTH packet other than the empty short form without an Authentication Method
+    /// (MQTT 5, 3.15.2.2.2: a Protocol Error).
+    AuthWithoutMethod,
+    /// Maximum QoS 3 in the options of an MQTT 5 subscription (MQTT 5, 3.8.3.1: "It is
+    /// a Protocol Error if the Maximum QoS field has the value 3"). In 3.1.1 the same
+    /// input is [`DecodeError::InvalidQos`] (malformed, [MQTT-3-8.3-4]).
+    SubscriptionQosThree,
     /// Authentication Data without an Authentication Method (MQTT 5, 3.1.2.11.10:
     /// a Protocol Error).
     AuthDataWithoutMethod,
@@ -124,13 +136,18 @@ impl DecodeError {
     pub fn reason_code(&self) -> ReasonCode {
         match self {
             Self::PacketTooLarge { .. } => ReasonCode::PACKET_TOO_LARGE,
-            Self::UnsupportedProtocolVersion(_) => ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
+            // [MQTT-3.1.2-1]: a server may answer a wrong protocol name with 0x84.
+            Self::UnsupportedProtocolVersion(_) | Self::InvalidProtocolName => {
+                ReasonCode::UNSUPPORTED_PROTOCOL_VERSION
+            }
             Self::NoTopicFilters
             | Self::RetainHandlingThree
             | Self::NoLocalOnSharedSubscription
             | Self::DuplicateProperty(_)
             | Self::InvalidPropertyValue(_)
             | Self::AuthDataWithoutMethod
+            | Self::AuthWithoutMethod
+            | Self::SubscriptionQosThree
             | Self::SessionPresentOnError => ReasonCode::PROTOCOL_ERROR,
             Self::EmptyTopicName => ReasonCode::PROTOCOL_ERROR,
             _ => ReasonCode::MALFORMED_PACKET,
@@ -140,7 +157,8 @@ impl DecodeError {
     /// The normative statement (or section) of the specification this error enforces.
     pub fn normative(&self) -> &'static str {
         match self {
-            Self::VarIntTooLong | Self::VarIntNotMinimal => "MQTT-1.5.5-1",
+            Self::VarIntTooLong => "MQTT-5.0 1.5.5 (at most four bytes)",
+            Self::VarIntNotMinimal => "MQTT-1.5.5-1",
             Self::InvalidPacketType(_) => "MQTT-2.1.2",
             Self::InvalidHeaderFlags { .. } => "MQTT-2.1.3-1",
             Self::PacketTooLarge { .. } => "MQTT-3.1.2-24",
@@ -149,15 +167,17 @@ impl DecodeError {
             Self::InvalidUtf8 => "MQTT-1.5.4-1",
             Self::NullCharacter => "MQTT-1.5.4-2",
             Self::WildcardInTopicName => "MQTT-3.3.2-2",
-            Self::EmptyTopicName => "MQTT-3.3.2-1",
+            Self::EmptyTopicName => "MQTT-5.0 3.3.2.1 / MQTT-4.7.3-1",
             Self::InvalidTopicFilter => "MQTT-4.7.1-1 / MQTT-4.7.1-2",
-            Self::NoTopicFilters => "MQTT-3.8.3-3 / MQTT-3.10.3-2",
+            Self::NoTopicFilters => "MQTT-3.8.3-2 (5.0) / MQTT-3.8.3-3 (3.1.1) / MQTT-3.10.3-2",
             Self::NoReasonCodes => "MQTT-3.9.3 / MQTT-3.11.3",
-            Self::InvalidQos => "MQTT-3.3.1-4",
+            Self::InvalidQos => "MQTT-3.3.1-4 / MQTT-3.1.2-12 / MQTT-3-8.3-4",
+            Self::SubscriptionQosThree => "MQTT-5.0 3.8.3.1 (Maximum QoS 3)",
+            Self::AuthWithoutMethod => "MQTT-5.0 3.15.2.2.2",
             Self::DupWithQos0 => "MQTT-3.3.1-2",
             Self::ZeroPacketId => "MQTT-2.2.1-3",
             Self::SubscriptionOptionsReservedBits => "MQTT-3.8.3-5",
-            Self::RetainHandlingThree => "MQTT-3.8.3.1",
+            Self::RetainHandlingThree => "MQTT-5.0 3.8.3.1 (Retain Handling 3)",
             Self::NoLocalOnSharedSubscription => "MQTT-3.8.3-4",
             Self::ConnectReservedFlag => "MQTT-3.1.2-3",
             Self::WillFlagsWithoutWill => "MQTT-3.1.2-11 / MQTT-3.1.2-13",
@@ -223,6 +243,9 @@ pub enum EncodeError {
     /// A PUBLISH has a packet identifier with QoS 0, or none with QoS 1 or 2
     /// [MQTT-2.2.1-2].
     PacketIdMismatch,
+    /// MQTT 3.1.1 CONNECT with an empty Client Identifier and Clean Session 0
+    /// [MQTT-3.1.3-7].
+    EmptyClientIdWithoutCleanSession,
     /// The packet or field does not exist in the protocol version chosen (AUTH,
     /// properties, reason codes or options in MQTT 3.1.1).
     NotInVersion,
@@ -236,6 +259,9 @@ impl fmt::Display for EncodeError {
             Self::Invalid(e) => write!(f, "invalid packet: {e}"),
             Self::PacketIdMismatch => {
                 f.write_str("a PUBLISH has a packet identifier exactly when QoS > 0")
+            }
+            Self::EmptyClientIdWithoutCleanSession => {
+                f.write_str("an empty client identifier needs Clean Session (3.1.1)")
             }
             Self::NotInVersion => f.write_str("not representable in this protocol version"),
         }

@@ -25,6 +25,12 @@
 //!   reserves once and writes once. A length that does not fit its field is an error,
 //!   never a silent truncation.
 //!
+//! What it leaves to the layer above, because they depend on direction or session
+//! state that a stateless codec does not have: Topic Alias ranges and resolution, a
+//! Subscription Identifier in a client-to-server PUBLISH [MQTT-3.3.4-6], reason codes
+//! only one side may send (DISCONNECT 0x04 from a server), Client Identifier policy,
+//! Receive Maximum and packet-identifier bookkeeping.
+//!
 //! What it never does: allocate for a topic or payload while decoding, accept a packet
 //! the specification calls malformed, write a packet it would itself reject, or use
 //! `unsafe`.

@@ -1055,11 +1055,14 @@ pub mod fixtures {
         push(out, "v5/auth/no-body", V5, Auth::default().into());
         push(
             out,
-            "v5/auth/reason-code-only",
+            "v5/auth/success-method-only",
             V5,
             Auth {
-                reason_code: ReasonCode::CONTINUE_AUTHENTICATION,
-                properties: AuthProperties::default(),
+                reason_code: ReasonCode::SUCCESS,
+                properties: AuthProperties {
+                    authentication_method: Some(s("SCRAM-SHA-256")),
+                    ..AuthProperties::default()
+                },
             }
             .into(),
         );

@@ -407,6 +407,9 @@ pub fn connect(version: ProtocolVersion) -> impl Strategy<Value = Connect> {
                 } else {
                     password
                 };
+                // MQTT 3.1.1: an empty client identifier needs Clean Session [MQTT-3.1.3-7].
+                let clean_start =
+                    clean_start || (version == ProtocolVersion::V311 && client_id.is_empty());
                 Connect {
                     protocol_version: version,
                     client_id,
@@ -593,9 +596,16 @@ pub fn auth() -> impl Strategy<Value = Auth> {
         reason_code(PacketType::Auth, ProtocolVersion::V5),
         auth_properties(),
     )
-        .prop_map(|(reason_code, properties)| Auth {
-            reason_code,
-            properties,
+        .prop_map(|(reason_code, properties)| {
+            // Every AUTH but the empty short form names its method (MQTT 5, 3.15.2.2.2).
+            if properties.authentication_method.is_none() {
+                Auth::default()
+            } else {
+                Auth {
+                    reason_code,
+                    properties,
+                }
+            }
         })
 }
 

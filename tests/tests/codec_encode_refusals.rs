@@ -415,3 +415,77 @@ fn refuses_to_encode_what_the_decoder_rejects() {
         invalid(DecodeError::NoLocalOnSharedSubscription),
     );
 }
+
+/// A CONNECT carries its protocol level: asking for the other version is refused, not
+/// silently written as the packet's own version.
+#[test]
+fn refuses_to_encode_connect_in_another_version() {
+    let v5_connect: Packet = Connect {
+        protocol_version: V5,
+        client_id: s("c"),
+        ..Connect::default()
+    }
+    .into();
+    refuses(&v5_connect, V3, EncodeError::NotInVersion);
+    assert!(v5_connect.to_bytes(V5).is_ok());
+    let v3_connect: Packet = Connect {
+        protocol_version: V3,
+        client_id: s("c"),
+        ..Connect::default()
+    }
+    .into();
+    refuses(&v3_connect, V5, EncodeError::NotInVersion);
+    assert!(v3_connect.to_bytes(V3).is_ok());
+}
+
+/// [MQTT-3.1.3-7]: in 3.1.1 a zero-byte ClientId needs CleanSession 1. (The decoder
+/// accepts it, so that a server can answer CONNACK 0x02 [MQTT-3.1.3-8].)
+#[test]
+fn refuses_to_encode_empty_client_id_without_clean_session_in_v311() {
+    let connect = |protocol_version, clean_start| -> Packet {
+        Connect {
+            protocol_version,
+            client_id: MqttString::new(),
+            clean_start,
+            ..Connect::default()
+        }
+        .into()
+    };
+    refuses(
+        &connect(V3, false),
+        V3,
+        EncodeError::EmptyClientIdWithoutCleanSession,
+    );
+    let bytes = connect(V3, false);
+    assert!(connect(V3, true).to_bytes(V3).is_ok());
+    // MQTT 5 allows it: the server assigns an identifier.
+    assert!(connect(V5, false).to_bytes(V5).is_ok());
+    // And the decoder accepts what a non-conforming client sends.
+    #[rustfmt::skip]
+    let wire = [0x10, 0x0C,
+        0x00, 0x04, 0x4D, 0x51, 0x54, 0x54, 0x04, 0x00, 0x00, 0x3C,
+        0x00, 0x00];
+    let mut buf = BytesMut::from(&wire[..]);
+    let decoded = Packet::decode(&mut buf, V3, mqtt_codec::MAX_PACKET_SIZE).unwrap();
+    assert_eq!(decoded, Some(bytes));
+}
+
+/// MQTT 5, 3.15.2.2.2: an AUTH other than the empty short form names its method.
+#[test]
+fn refuses_to_encode_auth_without_method() {
+    let auth = Auth {
+        reason_code: ReasonCode::CONTINUE_AUTHENTICATION,
+        ..Auth::default()
+    };
+    refuses(
+        &auth.into(),
+        V5,
+        EncodeError::Invalid(DecodeError::AuthWithoutMethod),
+    );
+    // The short form needs none: Remaining Length 0.
+    let short: Packet = Auth::default().into();
+    assert_eq!(
+        short.to_bytes(V5).unwrap(),
+        Bytes::from_static(&[0xF0, 0x00])
+    );
+}

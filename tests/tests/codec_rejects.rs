@@ -31,6 +31,8 @@ const BOTH: [ProtocolVersion; 2] = [V3, V5];
 
 const MALFORMED: u8 = 0x81;
 const PROTOCOL_ERROR: u8 = 0x82;
+/// [MQTT-3.1.2-1]: a server may answer a wrong protocol name with 0x84.
+const UNSUPPORTED_PROTOCOL_VERSION: u8 = 0x84;
 
 /// Checks that `bytes` is exactly one packet as its fixed header frames it (a guard
 /// against typos in the hand-written remaining lengths), when the header is valid.
@@ -304,7 +306,7 @@ fn rejects_trailing_bytes() {
         (V5, &[0x20, 0x04, 0x00, 0x00, 0x00, 0x00]),       // CONNACK 5.0: flags, code, props, 00
         (V5, &[0x40, 0x05, 0x00, 0x01, 0x10, 0x00, 0xFF]), // PUBACK 5.0: id, code, props, FF
         (V5, &[0xE0, 0x03, 0x04, 0x00, 0xFF]),             // DISCONNECT 5.0: code, props, FF
-        (V5, &[0xF0, 0x03, 0x18, 0x00, 0xFF]),             // AUTH: code, props, FF
+        (V5, &[0xF0, 0x07, 0x18, 0x04, 0x15, 0x00, 0x01, 0x6D, 0xFF]), // AUTH: code, method, FF
         // CONNECT 3.1.1, client id "c1", then FF.
         (V3, &[0x10, 0x0F,
             0x00, 0x04, 0x4D, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x3C,
@@ -1131,12 +1133,36 @@ fn rejects_authentication_data_without_method() {
         e,
         PROTOCOL_ERROR,
     );
+    // AUTH names its method in every form but the empty one (MQTT 5, 3.15.2.2.2).
     rejects(
         V5,
         &[0xF0, 0x06, 0x18, 0x04, 0x16, 0x00, 0x01, 0x78],
-        e,
+        DecodeError::AuthWithoutMethod,
         PROTOCOL_ERROR,
     );
+}
+
+/// MQTT 5, 3.15.2.2.2: "It is a Protocol Error to omit the Authentication Method";
+/// 3.15.2.1: only a Remaining Length of 0 may omit the Reason Code and Property
+/// Length, so a reason code alone is truncated.
+#[test]
+fn rejects_auth_without_method_or_property_length() {
+    rejects(
+        V5,
+        &[0xF0, 0x02, 0x18, 0x00],
+        DecodeError::AuthWithoutMethod,
+        PROTOCOL_ERROR,
+    );
+    rejects(
+        V5,
+        &[0xF0, 0x02, 0x00, 0x00],
+        DecodeError::AuthWithoutMethod,
+        PROTOCOL_ERROR,
+    );
+    rejects(V5, &[0xF0, 0x01, 0x18], DecodeError::Truncated, MALFORMED);
+    // The legal neighbours: the empty short form, and a method.
+    assert_eq!(accepts(V5, &[0xF0, 0x00]), Packet::Auth(Box::default()));
+    accepts(V5, &[0xF0, 0x06, 0x18, 0x04, 0x15, 0x00, 0x01, 0x6D]);
 }
 
 // ---------------------------------------------------------------------------------
@@ -1247,7 +1273,8 @@ fn rejects_reason_codes_not_defined_for_the_packet() {
             (PacketType::SubAck, vec![0x90, 0x04, 0x00, 0x01, 0x00, code]),
             (PacketType::UnsubAck, vec![0xB0, 0x04, 0x00, 0x01, 0x00, code]),
             (PacketType::Disconnect, vec![0xE0, 0x01, code]),
-            (PacketType::Auth, vec![0xF0, 0x01, code]),
+            // AUTH: code, then properties with the (required) method "m".
+            (PacketType::Auth, vec![0xF0, 0x06, code, 0x04, 0x15, 0x00, 0x01, 0x6D]),
         ];
         for (packet_type, bytes) in packets {
             if spec_reason_codes(packet_type).contains(&code) {
@@ -1339,8 +1366,18 @@ fn rejects_qos_3() {
             }
             rejects(version, &bytes, e, MALFORMED);
         }
-        // SUBSCRIBE "a/b" with options 03.
-        rejects(version, &subscribe_one(version, b"a/b", 0x03), e, MALFORMED);
+        // SUBSCRIBE "a/b" with options 03: malformed in 3.1.1 [MQTT-3-8.3-4], a
+        // Protocol Error in 5.0 (3.8.3.1).
+        let (sub_error, sub_code) = match version {
+            V3 => (e, MALFORMED),
+            _ => (DecodeError::SubscriptionQosThree, PROTOCOL_ERROR),
+        };
+        rejects(
+            version,
+            &subscribe_one(version, b"a/b", 0x03),
+            sub_error,
+            sub_code,
+        );
     }
     #[rustfmt::skip]
     let will_qos_3 = [0x10, 0x12,
@@ -1395,13 +1432,13 @@ fn rejects_wrong_protocol_name() {
             version,
             &mqisdp,
             DecodeError::InvalidProtocolName,
-            MALFORMED,
+            UNSUPPORTED_PROTOCOL_VERSION,
         );
         rejects(
             version,
             &lowercase,
             DecodeError::InvalidProtocolName,
-            MALFORMED,
+            UNSUPPORTED_PROTOCOL_VERSION,
         );
     }
 }

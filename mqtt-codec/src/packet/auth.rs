@@ -21,7 +21,9 @@ pub struct Auth {
 impl Auth {
     pub(crate) fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut packet = Self::default();
-        // A Remaining Length of 0 means Success and no properties (3.15.2.1).
+        // The only short form: a Remaining Length of 0 means Success and no
+        // properties (3.15.2.1). Unlike DISCONNECT and PUBACK, a reason code alone
+        // (Remaining Length 1) is not allowed: the Property Length must follow.
         if r.is_empty() {
             return Ok(packet);
         }
@@ -33,14 +35,15 @@ impl Auth {
                 code,
             });
         }
-        if !r.is_empty() {
-            let p = AuthProperties::decode(r, PacketType::Auth)?;
-            if p.authentication_data.is_some() && p.authentication_method.is_none() {
-                return Err(DecodeError::AuthDataWithoutMethod);
-            }
-            packet.properties = p;
-        }
+        let p = AuthProperties::decode(r, PacketType::Auth)?;
+        check_method(&p)?;
+        packet.properties = p;
         Ok(packet)
+    }
+
+    /// Whether the short form (Remaining Length 0) encodes this packet.
+    fn is_short(&self) -> bool {
+        self.reason_code == ReasonCode::SUCCESS && self.properties.is_empty()
     }
 
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
@@ -55,27 +58,27 @@ impl Auth {
             }
             .into());
         }
-        let p = &self.properties;
-        if p.authentication_data.is_some() && p.authentication_method.is_none() {
-            return Err(DecodeError::AuthDataWithoutMethod.into());
+        if self.is_short() {
+            return Ok(0);
         }
-        if !p.is_empty() {
-            Ok(1 + p.encoded_len()?)
-        } else if self.reason_code != ReasonCode::SUCCESS {
-            Ok(1)
-        } else {
-            Ok(0)
-        }
+        check_method(&self.properties)?;
+        Ok(1 + self.properties.encoded_len()?)
     }
 
     pub(crate) fn encode_body(&self, buf: &mut impl BufMut) -> Result<(), EncodeError> {
-        let has_properties = !self.properties.is_empty();
-        if has_properties || self.reason_code != ReasonCode::SUCCESS {
+        if !self.is_short() {
             buf.put_u8(self.reason_code.0);
-        }
-        if has_properties {
             self.properties.encode(buf)?;
         }
         Ok(())
     }
+}
+
+/// MQTT 5, 3.15.2.2.2: "It is a Protocol Error to omit the Authentication Method"
+/// (duplicates are refused by the property decoder).
+fn check_method(p: &AuthProperties) -> Result<(), DecodeError> {
+    if p.authentication_method.is_none() {
+        return Err(DecodeError::AuthWithoutMethod);
+    }
+    Ok(())
 }

@@ -201,6 +201,11 @@ impl Connect {
             if self.password.is_some() && self.username.is_none() {
                 return Err(DecodeError::PasswordWithoutUsername.into());
             }
+            // [MQTT-3.1.3-7] A zero-byte ClientId needs CleanSession 1. (The decoder
+            // accepts it: the server answers with CONNACK 0x02 [MQTT-3.1.3-8].)
+            if self.client_id.is_empty() && !self.clean_start {
+                return Err(EncodeError::EmptyClientIdWithoutCleanSession);
+            }
         }
         if let Some(will) = &self.will {
             topic::check_topic_name(&will.topic)?;

@@ -302,6 +302,10 @@ impl Packet {
     /// Fixed-header flags and body length; validates the whole packet for `version`.
     fn flags_and_body_len(&self, version: ProtocolVersion) -> Result<(u8, usize), EncodeError> {
         Ok(match self {
+            // A CONNECT carries its own protocol level: it must be the one asked for.
+            Self::Connect(p) if p.protocol_version != version => {
+                return Err(EncodeError::NotInVersion);
+            }
             Self::Connect(p) => (0, p.body_len()?),
             Self::ConnAck(p) => (0, p.body_len(version)?),
             Self::Publish(p) => (p.flags(), p.body_len(version)?),

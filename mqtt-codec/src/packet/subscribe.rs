@@ -17,7 +17,7 @@ pub struct Subscribe {
     pub packet_id: PacketId,
     /// MQTT 5 properties; must be empty for 3.1.1.
     pub properties: SubscribeProperties,
-    /// Topic filters and their options; at least one [MQTT-3.8.3-3].
+    /// Topic filters and their options; at least one ([MQTT-3.8.3-2] in 5.0).
     pub filters: Vec<(MqttString, SubscriptionOptions)>,
 }
 
@@ -67,7 +67,13 @@ impl SubscriptionOptions {
         if byte & reserved != 0 {
             return Err(DecodeError::SubscriptionOptionsReservedBits);
         }
-        let qos = QoS::from_u8(byte & 0b11).ok_or(DecodeError::InvalidQos)?;
+        let qos = QoS::from_u8(byte & 0b11).ok_or(match version {
+            // 3.1.1 [MQTT-3-8.3-4]: malformed.
+            ProtocolVersion::V311 => DecodeError::InvalidQos,
+            // 5.0, 3.8.3.1: "It is a Protocol Error if the Maximum QoS field has the
+            // value 3".
+            ProtocolVersion::V5 => DecodeError::SubscriptionQosThree,
+        })?;
         let retain_handling = match (byte >> 4) & 0b11 {
             0 => RetainHandling::SendOnSubscribe,
             1 => RetainHandling::SendIfNew,
@@ -129,7 +135,7 @@ impl Subscribe {
             check_entry(&filter, options, version)?;
             filters.push((filter, options));
         }
-        // [MQTT-3.8.3-3] At least one topic filter.
+        // [MQTT-3.8.3-2] (5.0) / [MQTT-3.8.3-3] (3.1.1): at least one topic filter.
         if filters.is_empty() {
             return Err(DecodeError::NoTopicFilters);
         }
