@@ -118,7 +118,7 @@ established. The reasons, from callgrind profiles:
   small header fields of a PUBLISH with fewer `put_slice` calls.
 
 The 1 MiB / 1 KiB ratio (2.1x-2.75x over the two runs) is larger still for framing
-alone (no decoding at all: 4x-6x, see the framing-only rows): the headers
+alone (no decoding at all: 5x-9x in the last run, see the framing-only rows): the headers
 of 1 MiB packets lie 1 MiB apart, so each costs cache and TLB misses that a 1 KiB stream
 does not. Decoding a 1 MiB PUBLISH copies nothing (the zero-copy tests check the
 payload's address), and takes 0.3-0.4 µs where copying its payload takes about 70 µs.
