@@ -277,9 +277,19 @@ impl Packet {
         if buf.len() < header.packet_length() {
             return Ok(None);
         }
-        let mut frame = buf.split_to(header.packet_length()).freeze();
+        let frame = buf.split_to(header.packet_length()).freeze();
+        Self::decode_frame(&header, frame, version).map(Some)
+    }
+
+    /// Decodes a whole packet, fixed header included, whose header is `header`.
+    #[inline]
+    fn decode_frame(
+        header: &FixedHeader,
+        mut frame: Bytes,
+        version: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
         bytes::Buf::advance(&mut frame, usize::from(header.header_length));
-        Self::decode_body(&header, frame, version).map(Some)
+        Self::decode_body(header, frame, version)
     }
 
     /// Like [`Packet::decode`], from a `Bytes` (for input that is already frozen).
@@ -294,9 +304,8 @@ impl Packet {
         if buf.len() < header.packet_length() {
             return Ok(None);
         }
-        let mut frame = buf.split_to(header.packet_length());
-        bytes::Buf::advance(&mut frame, usize::from(header.header_length));
-        Self::decode_body(&header, frame, version).map(Some)
+        let frame = buf.split_to(header.packet_length());
+        Self::decode_frame(&header, frame, version).map(Some)
     }
 
     /// Fixed-header flags and body length; validates the whole packet for `version`.
@@ -488,9 +497,8 @@ impl Decoder {
                 if buf.len() >= header.packet_length() {
                     // The whole packet is here (the common case): one split, and the
                     // header is skipped on the cheaper `Bytes`.
-                    let mut frame = buf.split_to(header.packet_length()).freeze();
-                    bytes::Buf::advance(&mut frame, usize::from(header.header_length));
-                    return Packet::decode_body(&header, frame, self.version).map(Some);
+                    let frame = buf.split_to(header.packet_length()).freeze();
+                    return Packet::decode_frame(&header, frame, self.version).map(Some);
                 }
                 bytes::Buf::advance(buf, usize::from(header.header_length));
                 header
