@@ -109,8 +109,8 @@ counters, and the cause (cache or reference-count traffic) is not established. T
   writes what a strict peer would reject; rumqttc's encoder checks nothing. That is
   most of the SUBSCRIBE encode gap (each filter is parsed again on every encode).
 - What was done: one fused pass over a topic (U+0000 and wildcards, eight bytes at a
-  time) before the UTF-8 check; filters walked byte by byte only when they hold a
-  wildcard; `Packet` shrunk from 264 to 80 bytes (rare packets and PUBLISH properties
+  time) before the UTF-8 check; topic filters scanned eight bytes at a time with only
+  the wildcard positions inspected; SUBSCRIBE written with two copies per filter; `Packet` shrunk from 264 to 80 bytes (rare packets and PUBLISH properties
   boxed, no allocation for a PUBLISH without properties); lists sized before decoding;
   fixed headers gathered on the stack and written with one copy.
 - What would go further: types that carry their validation (a `TopicFilter` and
