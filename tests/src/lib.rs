@@ -8,6 +8,9 @@
 
 pub mod strategies;
 
+/// A real mosquitto broker per test, on its own port: see [`broker::Mosquitto`].
+pub mod broker;
+
 pub mod fixtures {
     //! The fixture catalogue: see [`all`].
     //!

@@ -1,0 +1,496 @@
+//! The application's side: the cloneable [`Client`] handle, incoming [`Message`]s
+//! with their [`AckToken`]s, and completion handles.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use mqtt_codec::packet::{Publish, SubscriptionOptions};
+use mqtt_codec::property::{
+    AckProperties, DisconnectProperties, PublishProperties, SubscribeProperties,
+    UnsubscribeProperties,
+};
+use mqtt_codec::reason::ReasonCode;
+use mqtt_codec::string::MqttString;
+use mqtt_codec::{PacketId, QoS};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::driver::{self, Command};
+use crate::engine::{AckTicket, PublishOutcome, ServerInfo, SubscribeOutcome, UnsubscribeOutcome};
+use crate::error::{AckError, ConnectionError, PublishError, RequestError};
+use crate::options::Options;
+use crate::transport::Connector;
+
+/// A change in the connection, as seen by [`Client::events`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ConnectionEvent {
+    /// Connected (CONNACK accepted).
+    Connected {
+        /// Whether the server resumed the session.
+        session_present: bool,
+    },
+    /// The connection ended; why, and who ended it ([`ConnectionError::initiator`]).
+    Disconnected(ConnectionError),
+    /// The next attempt starts after `delay`.
+    Reconnecting {
+        /// Attempts since the last accepted CONNACK, this one included.
+        attempt: u32,
+        /// Delay before it.
+        delay: Duration,
+    },
+    /// A subscription restored after a lost session was refused.
+    ResubscribeFailed {
+        /// The filter.
+        filter: String,
+        /// The SUBACK reason code.
+        reason: ReasonCode,
+    },
+    /// The client is closed for good.
+    Closed(ConnectionError),
+}
+
+/// State shared by the handles and the driver.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The current connection's number (0: none yet); ack tokens of another are stale.
+    pub(crate) epoch: AtomicU64,
+    pub(crate) server: Mutex<ServerInfo>,
+    pub(crate) client_id: Mutex<String>,
+    pub(crate) closed: Mutex<Option<ConnectionError>>,
+    pub(crate) events: broadcast::Sender<ConnectionEvent>,
+}
+
+/// A handle to a running client: cheap to clone, usable from any task.
+///
+/// The connection itself is run by a driver task spawned by [`Client::connect`] or
+/// [`Client::start`]; it ends when the client is disconnected or gives up
+/// reconnecting, and every handle then returns errors.
+#[derive(Debug, Clone)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl Client {
+    /// Connects and waits for the first CONNACK. Returns the error of the first
+    /// attempt if it fails (a refused CONNACK, an unreachable server): a
+    /// misconfiguration shows at start-up. Later connections are automatic.
+    pub async fn connect<C: Connector>(
+        options: Options,
+        connector: C,
+    ) -> Result<(Client, Incoming), ConnectionError> {
+        let (client, incoming, first) = Self::spawn(options, connector, true);
+        match first.await {
+            Ok(Ok(())) => Ok((client, incoming)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(ConnectionError::LocalDisconnect),
+        }
+    }
+
+    /// Starts the client without waiting: the first connection is attempted at
+    /// once and retried with backoff like any reconnection.
+    pub fn start<C: Connector>(options: Options, connector: C) -> (Client, Incoming) {
+        let (client, incoming, _) = Self::spawn(options, connector, false);
+        (client, incoming)
+    }
+
+    fn spawn<C: Connector>(
+        options: Options,
+        connector: C,
+        fail_fast: bool,
+    ) -> (
+        Client,
+        Incoming,
+        oneshot::Receiver<Result<(), ConnectionError>>,
+    ) {
+        let (events, _) = broadcast::channel(64);
+        let shared = Arc::new(Shared {
+            epoch: AtomicU64::new(0),
+            server: Mutex::new(ServerInfo::default()),
+            client_id: Mutex::new(options.client_id.clone()),
+            closed: Mutex::new(None),
+            events,
+        });
+        let (commands, command_rx) =
+            mpsc::channel(usize::from(options.max_inflight.max(1)).min(1024));
+        let (acks, ack_rx) = mpsc::unbounded_channel();
+        let (messages, message_rx) = mpsc::channel(usize::from(options.receive_maximum.max(16)));
+        let (first_tx, first_rx) = oneshot::channel();
+        let driver = driver::Driver::new(
+            options,
+            connector,
+            shared.clone(),
+            command_rx,
+            ack_rx,
+            acks,
+            messages,
+            if fail_fast { Some(first_tx) } else { None },
+        );
+        tokio::spawn(driver.run());
+        (
+            Client { commands, shared },
+            Incoming {
+                messages: message_rx,
+            },
+            first_rx,
+        )
+    }
+
+    /// Publishes `payload` to `topic`. See [`Client::publish_with`].
+    pub async fn publish(
+        &self,
+        topic: impl AsRef<str>,
+        qos: QoS,
+        retain: bool,
+        payload: impl Into<Bytes>,
+    ) -> Result<PublishHandle, PublishError> {
+        let topic =
+            MqttString::try_from(topic.as_ref()).map_err(|e| PublishError::Encode(e.into()))?;
+        let publish = Publish {
+            dup: false,
+            qos,
+            retain,
+            topic,
+            packet_id: None,
+            properties: None,
+            payload: payload.into(),
+        };
+        self.publish_with(publish).await
+    }
+
+    /// Publishes a PUBLISH built by the caller (with MQTT 5 properties, say).
+    ///
+    /// Returns when the client has taken the message: it has a packet identifier
+    /// (QoS 1/2) and is written or about to be. While the window (min of the
+    /// server's Receive Maximum and [`Options::max_inflight`]) is full, or while
+    /// the client is reconnecting, this waits: it never errors for lack of room
+    /// and never queues without bound. The returned handle completes at the end of
+    /// the flow: QoS 0 when written, QoS 1 at PUBACK, QoS 2 at PUBCOMP.
+    pub async fn publish_with(&self, publish: Publish) -> Result<PublishHandle, PublishError> {
+        let (accepted, accepted_rx) = oneshot::channel();
+        let (done, done_rx) = oneshot::channel();
+        self.commands
+            .send(Command::Publish {
+                publish,
+                accepted,
+                done,
+            })
+            .await
+            .map_err(|_| PublishError::Closed)?;
+        let packet_id = accepted_rx.await.map_err(|_| PublishError::Closed)??;
+        Ok(PublishHandle {
+            packet_id,
+            done: done_rx,
+        })
+    }
+
+    /// Subscribes to one filter with this QoS (and default options otherwise).
+    pub async fn subscribe(
+        &self,
+        filter: impl AsRef<str>,
+        qos: QoS,
+    ) -> Result<SubscribeOutcome, RequestError> {
+        let filter =
+            MqttString::try_from(filter.as_ref()).map_err(|e| RequestError::Encode(e.into()))?;
+        self.subscribe_many(
+            vec![(filter, SubscriptionOptions::qos(qos))],
+            SubscribeProperties::EMPTY,
+        )
+        .await
+    }
+
+    /// Subscribes to several filters in one SUBSCRIBE, and returns the SUBACK:
+    /// per filter, the granted QoS or the failure reason code.
+    pub async fn subscribe_many(
+        &self,
+        filters: Vec<(MqttString, SubscriptionOptions)>,
+        properties: SubscribeProperties,
+    ) -> Result<SubscribeOutcome, RequestError> {
+        let (done, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Subscribe {
+                filters,
+                properties,
+                done,
+            })
+            .await
+            .map_err(|_| RequestError::Closed)?;
+        rx.await.map_err(|_| RequestError::Closed)?
+    }
+
+    /// Unsubscribes from these filters, and returns the UNSUBACK.
+    pub async fn unsubscribe(&self, filters: &[&str]) -> Result<UnsubscribeOutcome, RequestError> {
+        let filters = filters
+            .iter()
+            .map(|f| MqttString::try_from(*f).map_err(|e| RequestError::Encode(e.into())))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.unsubscribe_many(filters, UnsubscribeProperties::EMPTY)
+            .await
+    }
+
+    /// Unsubscribes with properties.
+    pub async fn unsubscribe_many(
+        &self,
+        filters: Vec<MqttString>,
+        properties: UnsubscribeProperties,
+    ) -> Result<UnsubscribeOutcome, RequestError> {
+        let (done, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Unsubscribe {
+                filters,
+                properties,
+                done,
+            })
+            .await
+            .map_err(|_| RequestError::Closed)?;
+        rx.await.map_err(|_| RequestError::Closed)?
+    }
+
+    /// Disconnects normally (reason 0x00) and waits until the transport is closed.
+    pub async fn disconnect(&self) {
+        self.disconnect_with(
+            ReasonCode::NORMAL_DISCONNECTION,
+            DisconnectProperties::EMPTY,
+        )
+        .await;
+    }
+
+    /// Disconnects with a reason code and properties (MQTT 5; 3.1.1 sends a plain
+    /// DISCONNECT). Acks the application already gave are written first; then
+    /// DISCONNECT; unfinished publishes complete with [`PublishError::Closed`].
+    /// Use 0x04 (Disconnect with Will Message) to have the server publish the will.
+    pub async fn disconnect_with(&self, reason: ReasonCode, properties: DisconnectProperties) {
+        let (done, rx) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Disconnect {
+                reason,
+                properties,
+                done,
+            })
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+    }
+
+    /// Connection events (connected, disconnected and why, reconnecting). A
+    /// receiver that falls more than 64 events behind loses the oldest.
+    pub fn events(&self) -> broadcast::Receiver<ConnectionEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// What the server said in the last CONNACK (Receive Maximum, Maximum QoS, ...).
+    pub fn server(&self) -> ServerInfo {
+        self.shared
+            .server
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// The client identifier in use (the assigned one if the server assigned it).
+    pub fn client_id(&self) -> String {
+        self.shared
+            .client_id
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// The current connection's number, counting from 1 (0 before the first).
+    pub fn connection(&self) -> u64 {
+        self.shared.epoch.load(Ordering::Acquire)
+    }
+
+    /// Why the client closed, once it has.
+    pub fn closed_reason(&self) -> Option<ConnectionError> {
+        self.shared.closed.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// True once the driver has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.commands.is_closed()
+    }
+}
+
+/// Completes at the end of a PUBLISH flow: QoS 0 when written, QoS 1 at PUBACK,
+/// QoS 2 at PUBCOMP. A failure reason code from the server is an error.
+#[derive(Debug)]
+pub struct PublishHandle {
+    packet_id: Option<PacketId>,
+    done: oneshot::Receiver<Result<PublishOutcome, PublishError>>,
+}
+
+impl PublishHandle {
+    /// The packet identifier (QoS 1/2).
+    pub fn packet_id(&self) -> Option<PacketId> {
+        self.packet_id
+    }
+}
+
+impl Future for PublishHandle {
+    type Output = Result<PublishOutcome, PublishError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.done)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(PublishError::Closed)))
+    }
+}
+
+/// Incoming messages, pulled by the application.
+///
+/// What is not pulled is not granted: QoS 1/2 messages stop at the Receive
+/// Maximum while their acks are not given, and for QoS 0 the client stops reading
+/// the socket (TCP flow control reaches the server). Keep-alive goes on meanwhile.
+#[derive(Debug)]
+pub struct Incoming {
+    messages: mpsc::Receiver<Message>,
+}
+
+impl Incoming {
+    /// The next message; `None` once the client is closed and all were taken.
+    pub async fn recv(&mut self) -> Option<Message> {
+        self.messages.recv().await
+    }
+
+    /// A message if one is ready.
+    pub fn try_recv(&mut self) -> Option<Message> {
+        self.messages.try_recv().ok()
+    }
+}
+
+impl futures_core::Stream for Incoming {
+    type Item = Message;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        self.messages.poll_recv(cx)
+    }
+}
+
+/// A message from the server.
+#[derive(Debug)]
+pub struct Message {
+    publish: Publish,
+    token: Option<AckToken>,
+}
+
+impl Message {
+    pub(crate) fn new(publish: Publish, token: Option<AckToken>) -> Self {
+        Self { publish, token }
+    }
+
+    /// The topic (resolved when the server used a Topic Alias).
+    pub fn topic(&self) -> &str {
+        self.publish.topic.as_str()
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &Bytes {
+        &self.publish.payload
+    }
+
+    /// The QoS it was delivered at.
+    pub fn qos(&self) -> QoS {
+        self.publish.qos
+    }
+
+    /// RETAIN.
+    pub fn retain(&self) -> bool {
+        self.publish.retain
+    }
+
+    /// DUP: the server may have sent it before (it is still handed over only once
+    /// for QoS 2 within a session).
+    pub fn dup(&self) -> bool {
+        self.publish.dup
+    }
+
+    /// The MQTT 5 properties (empty in 3.1.1).
+    pub fn properties(&self) -> &PublishProperties {
+        self.publish.properties()
+    }
+
+    /// The whole PUBLISH.
+    pub fn publish(&self) -> &Publish {
+        &self.publish
+    }
+
+    /// Takes the ack token (QoS 1/2 without auto-ack), to ack later or elsewhere.
+    pub fn take_ack_token(&mut self) -> Option<AckToken> {
+        self.token.take()
+    }
+
+    /// Acknowledges with success, if there is anything to acknowledge.
+    pub fn ack(&mut self) -> Result<(), AckError> {
+        match self.token.take() {
+            Some(token) => token.ack(),
+            None => Ok(()),
+        }
+    }
+
+    /// Splits into the PUBLISH and the ack token.
+    pub fn into_parts(self) -> (Publish, Option<AckToken>) {
+        (self.publish, self.token)
+    }
+}
+
+/// The right to acknowledge one QoS 1/2 message, on the connection it came on.
+///
+/// Acks reach the server in the order the messages arrived, whatever order the
+/// application acks in; an ack waits for the acks of earlier messages. A token
+/// from an earlier connection is refused ([`AckError::StaleConnection`]): the
+/// server sends the message again. Dropping a token without acking leaves the
+/// message unacknowledged, and later acks wait behind it.
+#[derive(Debug)]
+pub struct AckToken {
+    ticket: AckTicket,
+    acks: mpsc::UnboundedSender<driver::AckCommand>,
+    shared: Arc<Shared>,
+}
+
+impl AckToken {
+    pub(crate) fn new(
+        ticket: AckTicket,
+        acks: mpsc::UnboundedSender<driver::AckCommand>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Self {
+            ticket,
+            acks,
+            shared,
+        }
+    }
+
+    /// The message's packet identifier.
+    pub fn packet_id(&self) -> PacketId {
+        self.ticket.packet_id()
+    }
+
+    /// Acknowledges with success (PUBACK for QoS 1, PUBREC for QoS 2).
+    pub fn ack(self) -> Result<(), AckError> {
+        self.ack_with(ReasonCode::SUCCESS, AckProperties::EMPTY)
+    }
+
+    /// Acknowledges with a reason code and properties (MQTT 5). A failure code
+    /// (0x80 and above) refuses the message: the server will not send it again.
+    pub fn ack_with(self, reason: ReasonCode, properties: AckProperties) -> Result<(), AckError> {
+        if self.shared.epoch.load(Ordering::Acquire) != self.ticket.connection() {
+            return Err(AckError::StaleConnection);
+        }
+        self.acks
+            .send(driver::AckCommand {
+                ticket: self.ticket,
+                reason,
+                properties,
+            })
+            .map_err(|_| AckError::Closed)
+    }
+}

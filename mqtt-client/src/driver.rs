@@ -1,0 +1,586 @@
+//! The tokio driver: the only code that touches the transport and the clock.
+//!
+//! One task owns the [`Engine`], the transport and one timer, and follows the
+//! calling order stated in the [`crate::engine`] doc. Application acks have their
+//! own unbounded channel, read before anything else: they are never stuck behind
+//! a full window or a queue of commands. Commands are taken one at a time, and
+//! only when the engine can act on them, so a full window holds publishers back
+//! in the bounded command channel.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use mqtt_codec::packet::{Publish, SubscriptionOptions};
+use mqtt_codec::property::{
+    AckProperties, DisconnectProperties, SubscribeProperties, UnsubscribeProperties,
+};
+use mqtt_codec::reason::ReasonCode;
+use mqtt_codec::string::MqttString;
+use mqtt_codec::PacketId;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::client::{AckToken, ConnectionEvent, Message, Shared};
+use crate::engine::{
+    AckTicket, Engine, Event, PublishOutcome, SubscribeOutcome, UnsubscribeOutcome,
+};
+use crate::error::{ConnectionError, PublishError, RequestError};
+use crate::options::Options;
+use crate::transport::Connector;
+
+/// A command from a [`crate::Client`] handle.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Publish {
+        publish: Publish,
+        accepted: oneshot::Sender<Result<Option<PacketId>, PublishError>>,
+        done: oneshot::Sender<Result<PublishOutcome, PublishError>>,
+    },
+    Subscribe {
+        filters: Vec<(MqttString, SubscriptionOptions)>,
+        properties: SubscribeProperties,
+        done: oneshot::Sender<Result<SubscribeOutcome, RequestError>>,
+    },
+    Unsubscribe {
+        filters: Vec<MqttString>,
+        properties: UnsubscribeProperties,
+        done: oneshot::Sender<Result<UnsubscribeOutcome, RequestError>>,
+    },
+    Disconnect {
+        reason: ReasonCode,
+        properties: DisconnectProperties,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// An application's ack.
+#[derive(Debug)]
+pub(crate) struct AckCommand {
+    pub(crate) ticket: AckTicket,
+    pub(crate) reason: ReasonCode,
+    pub(crate) properties: AckProperties,
+}
+
+/// The engine's completion token.
+#[derive(Debug)]
+pub(crate) enum Token {
+    Publish(oneshot::Sender<Result<PublishOutcome, PublishError>>),
+    Subscribe(oneshot::Sender<Result<SubscribeOutcome, RequestError>>),
+    Unsubscribe(oneshot::Sender<Result<UnsubscribeOutcome, RequestError>>),
+}
+
+/// Bytes asked of the transport per read.
+const READ_SIZE: usize = 64 * 1024;
+
+type Halves<S> = (ReadHalf<S>, WriteHalf<S>);
+
+pub(crate) struct Driver<C: Connector> {
+    engine: Engine<Token>,
+    connector: C,
+    connect_timeout: std::time::Duration,
+    shared: Arc<Shared>,
+    commands: mpsc::Receiver<Command>,
+    acks: mpsc::UnboundedReceiver<AckCommand>,
+    ack_sender: mpsc::UnboundedSender<AckCommand>,
+    messages: mpsc::Sender<Message>,
+    /// Messages the application has not taken yet: while any, reading stops.
+    undelivered: VecDeque<Message>,
+    /// A command taken from the channel that the engine cannot act on yet.
+    pending: Option<Command>,
+    /// Disconnect requests waiting for the transport to close.
+    disconnect_waiters: Vec<oneshot::Sender<()>>,
+    first: Option<oneshot::Sender<Result<(), ConnectionError>>>,
+    read_buf: BytesMut,
+    write_queue: VecDeque<Bytes>,
+}
+
+impl<C: Connector> Driver<C> {
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "internal constructor, one call site"
+    )]
+    pub(crate) fn new(
+        mut options: Options,
+        connector: C,
+        shared: Arc<Shared>,
+        commands: mpsc::Receiver<Command>,
+        acks: mpsc::UnboundedReceiver<AckCommand>,
+        ack_sender: mpsc::UnboundedSender<AckCommand>,
+        messages: mpsc::Sender<Message>,
+        first: Option<oneshot::Sender<Result<(), ConnectionError>>>,
+    ) -> Self {
+        options.jitter_seed = random_seed();
+        let connect_timeout = options.connect_timeout;
+        Self {
+            engine: Engine::new(options),
+            connector,
+            connect_timeout,
+            shared,
+            commands,
+            acks,
+            ack_sender,
+            messages,
+            undelivered: VecDeque::new(),
+            pending: None,
+            disconnect_waiters: Vec::new(),
+            first,
+            read_buf: BytesMut::with_capacity(READ_SIZE),
+            write_queue: VecDeque::new(),
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut transport: Option<Halves<C::Stream>> = None;
+        loop {
+            if transport.is_none() {
+                if self.engine.is_closed() {
+                    break;
+                }
+                let now = Instant::now();
+                if self.engine.wants_transport(now) {
+                    transport = self.open().await;
+                    self.outputs();
+                    continue;
+                }
+            }
+            self.take_pending(Instant::now());
+            self.outputs();
+            if let Some((_, writer)) = transport.as_mut() {
+                if self.engine.transport_done() {
+                    // Flush what the engine wrote last (acks, DISCONNECT), then close.
+                    let _ = flush(writer, &mut self.write_queue).await;
+                    let _ = writer.shutdown().await;
+                    transport = None;
+                    self.write_queue.clear();
+                    self.engine.handle_transport_closed(Instant::now(), None);
+                    self.outputs();
+                    continue;
+                }
+            }
+            self.step(&mut transport).await;
+        }
+        self.finish();
+    }
+
+    /// Opens a transport; the engine learns the outcome.
+    async fn open(&mut self) -> Option<Halves<C::Stream>> {
+        let result = tokio::time::timeout(self.connect_timeout, self.connector.connect()).await;
+        let now = Instant::now();
+        match result {
+            Ok(Ok(stream)) => {
+                self.read_buf.clear();
+                self.write_queue.clear();
+                self.engine.handle_transport_open(now);
+                Some(tokio::io::split(stream))
+            }
+            Ok(Err(e)) => {
+                self.open_failed(now, ConnectionError::io(e));
+                None
+            }
+            Err(_) => {
+                self.open_failed(now, ConnectionError::ConnectTimeout);
+                None
+            }
+        }
+    }
+
+    fn open_failed(&mut self, now: Instant, error: ConnectionError) {
+        self.engine
+            .handle_transport_closed(now, Some(error.clone()));
+        if let Some(first) = self.first.take() {
+            // `Client::connect`: the first attempt's failure is the caller's error.
+            let _ = first.send(Err(error));
+            self.engine.disconnect(
+                now,
+                ReasonCode::NORMAL_DISCONNECTION,
+                DisconnectProperties::EMPTY,
+            );
+        }
+    }
+
+    /// Waits for the next input and gives it to the engine.
+    async fn step(&mut self, transport: &mut Option<Halves<C::Stream>>) {
+        let deadline = self
+            .engine
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std);
+        let reading = transport.is_some() && self.undelivered.is_empty();
+        let writing = transport.is_some() && !self.write_queue.is_empty();
+        let taking = self.pending.is_none();
+        let delivering = !self.undelivered.is_empty();
+        if self.read_buf.capacity() - self.read_buf.len() < READ_SIZE / 4 {
+            self.read_buf.reserve(READ_SIZE);
+        }
+        let (reader, writer) = match transport.as_mut() {
+            Some((r, w)) => (Some(r), Some(w)),
+            None => (None, None),
+        };
+        tokio::select! {
+            biased;
+            Some(ack) = self.acks.recv() => {
+                let now = Instant::now();
+                let _ = self.engine.ack(now, ack.ticket, ack.reason, ack.properties);
+                // Take every ack already queued before anything else.
+                while let Ok(ack) = self.acks.try_recv() {
+                    let _ = self.engine.ack(now, ack.ticket, ack.reason, ack.properties);
+                }
+            }
+            result = write_some(writer, &mut self.write_queue), if writing => {
+                if let Err(e) = result {
+                    *transport = None;
+                    self.engine.handle_transport_closed(Instant::now(), Some(ConnectionError::io(e)));
+                }
+            }
+            permit = async { self.messages.clone().reserve_owned().await }, if delivering => {
+                match permit {
+                    Ok(permit) => {
+                        if let Some(m) = self.undelivered.pop_front() {
+                            permit.send(m);
+                        }
+                        while let Some(m) = self.undelivered.pop_front() {
+                            match self.messages.try_send(m) {
+                                Ok(()) => {}
+                                Err(mpsc::error::TrySendError::Full(m)) => {
+                                    self.undelivered.push_front(m);
+                                    break;
+                                }
+                                Err(mpsc::error::TrySendError::Closed(_)) => break,
+                            }
+                        }
+                    }
+                    // The application dropped `Incoming`: messages go nowhere.
+                    Err(_) => self.undelivered.clear(),
+                }
+                if self.undelivered.is_empty() {
+                    self.engine.set_reading_paused(Instant::now(), false);
+                }
+            }
+            result = read_some(reader, &mut self.read_buf), if reading => {
+                let now = Instant::now();
+                match result {
+                    Ok(0) => {
+                        *transport = None;
+                        self.engine.handle_transport_closed(now, Some(ConnectionError::TransportClosed));
+                    }
+                    Ok(_) => self.engine.handle_read(now, &mut self.read_buf),
+                    Err(e) => {
+                        *transport = None;
+                        self.engine.handle_transport_closed(now, Some(ConnectionError::io(e)));
+                    }
+                }
+            }
+            () = sleep_until(deadline) => {
+                self.engine.handle_timeout(Instant::now());
+            }
+            command = self.commands.recv(), if taking => {
+                match command {
+                    Some(command) => {
+                        self.pending = Some(command);
+                        self.take_pending(Instant::now());
+                    }
+                    None => {
+                        // Every handle is gone: nobody can use the client any more.
+                        self.engine.disconnect(Instant::now(), ReasonCode::NORMAL_DISCONNECTION, DisconnectProperties::EMPTY);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives the pending command to the engine if it can act on it now.
+    fn take_pending(&mut self, now: Instant) {
+        let Some(command) = self.pending.take() else {
+            return;
+        };
+        match command {
+            Command::Publish {
+                publish,
+                accepted,
+                done,
+            } => {
+                if self.engine.is_closed() {
+                    let _ = accepted.send(Err(PublishError::Closed));
+                } else if !self.engine.can_publish(publish.qos) {
+                    self.pending = Some(Command::Publish {
+                        publish,
+                        accepted,
+                        done,
+                    });
+                } else {
+                    match self.engine.publish(now, publish, Token::Publish(done)) {
+                        Ok(packet_id) => {
+                            let _ = accepted.send(Ok(packet_id));
+                        }
+                        Err(refused) => {
+                            let _ = accepted.send(Err(refused.error));
+                        }
+                    }
+                }
+            }
+            Command::Subscribe {
+                filters,
+                properties,
+                done,
+            } => {
+                if self.engine.is_closed() {
+                    let _ = done.send(Err(RequestError::Closed));
+                } else if !self.engine.can_request() {
+                    self.pending = Some(Command::Subscribe {
+                        filters,
+                        properties,
+                        done,
+                    });
+                } else if let Err(refused) =
+                    self.engine
+                        .subscribe(now, filters, properties, Token::Subscribe(done))
+                {
+                    if let Token::Subscribe(done) = refused.token {
+                        let _ = done.send(Err(refused.error));
+                    }
+                }
+            }
+            Command::Unsubscribe {
+                filters,
+                properties,
+                done,
+            } => {
+                if self.engine.is_closed() {
+                    let _ = done.send(Err(RequestError::Closed));
+                } else if !self.engine.can_request() {
+                    self.pending = Some(Command::Unsubscribe {
+                        filters,
+                        properties,
+                        done,
+                    });
+                } else if let Err(refused) =
+                    self.engine
+                        .unsubscribe(now, filters, properties, Token::Unsubscribe(done))
+                {
+                    if let Token::Unsubscribe(done) = refused.token {
+                        let _ = done.send(Err(refused.error));
+                    }
+                }
+            }
+            Command::Disconnect {
+                reason,
+                properties,
+                done,
+            } => {
+                // Acks already given go out first.
+                while let Ok(ack) = self.acks.try_recv() {
+                    let _ = self.engine.ack(now, ack.ticket, ack.reason, ack.properties);
+                }
+                self.engine.disconnect(now, reason, properties);
+                self.disconnect_waiters.push(done);
+            }
+        }
+    }
+
+    /// Drains the engine's outputs: bytes to the write queue, events to their owners.
+    fn outputs(&mut self) {
+        while let Some(bytes) = self.engine.poll_transmit() {
+            self.write_queue.push_back(bytes);
+        }
+        while let Some(event) = self.engine.poll_event() {
+            self.dispatch(event);
+        }
+        if !self.undelivered.is_empty() {
+            self.engine.set_reading_paused(Instant::now(), true);
+        }
+    }
+
+    fn dispatch(&mut self, event: Event<Token>) {
+        match event {
+            Event::Message(received) => {
+                let token = received
+                    .ack
+                    .map(|t| AckToken::new(t, self.ack_sender.clone(), self.shared.clone()));
+                let message = Message::new(received.publish, token);
+                if self.undelivered.is_empty() {
+                    match self.messages.try_send(message) {
+                        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+                        Err(mpsc::error::TrySendError::Full(m)) => self.undelivered.push_back(m),
+                    }
+                } else {
+                    self.undelivered.push_back(message);
+                }
+            }
+            Event::PublishDone {
+                token: Token::Publish(tx),
+                result,
+            } => {
+                let _ = tx.send(result);
+            }
+            Event::SubscribeDone {
+                token: Token::Subscribe(tx),
+                result,
+            } => {
+                let _ = tx.send(result);
+            }
+            Event::UnsubscribeDone {
+                token: Token::Unsubscribe(tx),
+                result,
+            } => {
+                let _ = tx.send(result);
+            }
+            Event::PublishDone { .. }
+            | Event::SubscribeDone { .. }
+            | Event::UnsubscribeDone { .. } => {}
+            Event::Connected { session_present } => {
+                if let Ok(mut server) = self.shared.server.lock() {
+                    *server = self.engine.server().clone();
+                }
+                if let Ok(mut id) = self.shared.client_id.lock() {
+                    self.engine.client_id().clone_into(&mut id);
+                }
+                self.shared
+                    .epoch
+                    .store(self.engine.connection(), Ordering::Release);
+                if let Some(first) = self.first.take() {
+                    let _ = first.send(Ok(()));
+                }
+                let _ = self
+                    .shared
+                    .events
+                    .send(ConnectionEvent::Connected { session_present });
+            }
+            Event::ConnectionLost(error) => {
+                // Tokens of the lost connection are now stale.
+                self.shared.epoch.store(u64::MAX, Ordering::Release);
+                if let Some(first) = self.first.take() {
+                    let _ = first.send(Err(error.clone()));
+                    self.engine.disconnect(
+                        Instant::now(),
+                        ReasonCode::NORMAL_DISCONNECTION,
+                        DisconnectProperties::EMPTY,
+                    );
+                }
+                let _ = self
+                    .shared
+                    .events
+                    .send(ConnectionEvent::Disconnected(error));
+            }
+            Event::Reconnecting { attempt, delay } => {
+                let _ = self
+                    .shared
+                    .events
+                    .send(ConnectionEvent::Reconnecting { attempt, delay });
+            }
+            Event::ResubscribeFailed { filter, reason } => {
+                let _ = self.shared.events.send(ConnectionEvent::ResubscribeFailed {
+                    filter: filter.to_string(),
+                    reason,
+                });
+            }
+            Event::Closed(error) => {
+                self.shared.epoch.store(u64::MAX, Ordering::Release);
+                if let Some(first) = self.first.take() {
+                    let _ = first.send(Err(error.clone()));
+                }
+                if let Ok(mut closed) = self.shared.closed.lock() {
+                    *closed = Some(error.clone());
+                }
+                let _ = self.shared.events.send(ConnectionEvent::Closed(error));
+            }
+        }
+    }
+
+    /// The engine is closed: every waiting caller learns it.
+    fn finish(mut self) {
+        self.commands.close();
+        if let Some(command) = self.pending.take() {
+            fail_command(command);
+        }
+        while let Ok(command) = self.commands.try_recv() {
+            fail_command(command);
+        }
+        while let Some(message) = self.undelivered.pop_front() {
+            if self.messages.try_send(message).is_err() {
+                break;
+            }
+        }
+        for waiter in self.disconnect_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+    }
+}
+
+fn fail_command(command: Command) {
+    match command {
+        Command::Publish { accepted, .. } => {
+            let _ = accepted.send(Err(PublishError::Closed));
+        }
+        Command::Subscribe { done, .. } => {
+            let _ = done.send(Err(RequestError::Closed));
+        }
+        Command::Unsubscribe { done, .. } => {
+            let _ = done.send(Err(RequestError::Closed));
+        }
+        Command::Disconnect { done, .. } => {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn read_some<S: tokio::io::AsyncRead>(
+    reader: Option<&mut ReadHalf<S>>,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    match reader {
+        Some(r) => r.read_buf(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn write_some<S: tokio::io::AsyncWrite>(
+    writer: Option<&mut WriteHalf<S>>,
+    queue: &mut VecDeque<Bytes>,
+) -> std::io::Result<()> {
+    let Some(w) = writer else {
+        return std::future::pending().await;
+    };
+    let Some(front) = queue.front_mut() else {
+        return Ok(());
+    };
+    let n = w.write(front).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::WriteZero.into());
+    }
+    front.advance(n);
+    if front.is_empty() {
+        queue.pop_front();
+    }
+    Ok(())
+}
+
+async fn flush<S: tokio::io::AsyncWrite>(
+    writer: &mut WriteHalf<S>,
+    queue: &mut VecDeque<Bytes>,
+) -> std::io::Result<()> {
+    while let Some(front) = queue.pop_front() {
+        writer.write_all(&front).await?;
+    }
+    writer.flush().await
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A seed for the reconnection jitter, different in every process and client.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}

@@ -1,0 +1,361 @@
+//! What we send: PUBLISH, SUBSCRIBE, UNSUBSCRIBE, and their resending on a new connection.
+
+use std::time::Instant;
+
+use mqtt_codec::packet::{Packet, Publish, Subscribe, SubscriptionOptions, Unsubscribe};
+use mqtt_codec::property::{SubscribeProperties, UnsubscribeProperties};
+use mqtt_codec::string::MqttString;
+use mqtt_codec::topic::SharedSubscription;
+use mqtt_codec::{PacketId, ProtocolVersion, QoS};
+
+use super::{Engine, Event, OutEntry, Refused, Request, Stage, State};
+use crate::error::{PublishError, RequestError};
+
+impl<T> Engine<T> {
+    /// Takes a PUBLISH to send. QoS 1/2 get a packet identifier (returned) and
+    /// occupy a slot of the window until PUBACK / PUBCOMP; QoS 0 completes when its
+    /// bytes leave through [`Engine::poll_transmit`]. The outcome arrives as
+    /// [`Event::PublishDone`] with `token`.
+    ///
+    /// Call only when [`Engine::can_publish`] is true for this QoS; otherwise, or
+    /// when the server cannot take the message (QoS above its Maximum QoS, retain
+    /// unavailable, larger than its Maximum Packet Size), it is refused before
+    /// anything is written and the token comes back. `packet_id` and `dup` are set
+    /// by the engine; a Topic Alias or Subscription Identifier is refused (the
+    /// client does not use outgoing aliases, and a client must not send
+    /// Subscription Identifiers [MQTT-3.3.4-6]).
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        mut publish: Publish,
+        token: T,
+    ) -> Result<Option<PacketId>, Refused<T, PublishError>> {
+        if let Err(error) = self.check_publish(&publish) {
+            return Err(Refused { error, token });
+        }
+        if !self.can_publish(publish.qos) {
+            let error = if self.state == State::Closed {
+                PublishError::Closed
+            } else {
+                PublishError::ConnectionLost
+            };
+            return Err(Refused { error, token });
+        }
+        publish.dup = false;
+        publish.packet_id = None;
+        if publish.qos != QoS::AtMostOnce {
+            publish.packet_id = self.ids.alloc();
+        }
+        let packet = Packet::Publish(publish);
+        if let Err(error) = self.check_size(&packet) {
+            if let Packet::Publish(Publish {
+                packet_id: Some(id),
+                ..
+            }) = packet
+            {
+                self.ids.free(id);
+            }
+            return Err(Refused { error, token });
+        }
+        if let Err(e) = packet.encode(self.version, &mut self.tx) {
+            if let Packet::Publish(Publish {
+                packet_id: Some(id),
+                ..
+            }) = packet
+            {
+                self.ids.free(id);
+            }
+            return Err(Refused {
+                error: PublishError::Encode(e),
+                token,
+            });
+        }
+        self.wrote(now);
+        let Packet::Publish(publish) = packet else {
+            return Ok(None);
+        };
+        match publish.packet_id {
+            None => {
+                self.qos0_pending.push(token);
+                Ok(None)
+            }
+            Some(id) => {
+                let seq = self.next_seq();
+                self.out.insert(
+                    id.get(),
+                    OutEntry {
+                        seq,
+                        publish,
+                        stage: Stage::Publish,
+                        token,
+                    },
+                );
+                Ok(Some(id))
+            }
+        }
+    }
+
+    /// What the server said it cannot take, checked before anything is written.
+    fn check_publish(&self, publish: &Publish) -> Result<(), PublishError> {
+        if self.state == State::Connected {
+            if publish.qos > self.server.maximum_qos() {
+                // [MQTT-3.2.2-11]
+                return Err(PublishError::QosNotSupported);
+            }
+            if publish.retain && !self.server.retain_available() {
+                // [MQTT-3.2.2-14]
+                return Err(PublishError::RetainNotSupported);
+            }
+        }
+        let props = publish.properties();
+        if props.topic_alias.is_some() {
+            return Err(PublishError::PropertyNotAllowed("Topic Alias"));
+        }
+        if !props.subscription_identifiers.is_empty() {
+            return Err(PublishError::PropertyNotAllowed("Subscription Identifier"));
+        }
+        Ok(())
+    }
+
+    /// [MQTT-3.1.2-24] nothing larger than the server's Maximum Packet Size.
+    fn check_size(&self, packet: &Packet) -> Result<(), PublishError> {
+        let size = packet
+            .encoded_len(self.version)
+            .map_err(PublishError::Encode)?;
+        match self.server.maximum_packet_size() {
+            Some(maximum) if size > maximum as usize => {
+                Err(PublishError::PacketTooLarge { size, maximum })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes a SUBSCRIBE. Refused before sending when the server said it has no
+    /// wildcard subscriptions, shared subscriptions or subscription identifiers and
+    /// the request needs them, or when it does not encode (no filter, an invalid
+    /// filter). The SUBACK arrives as [`Event::SubscribeDone`]; granted filters are
+    /// remembered and restored if a later connection finds no session.
+    pub fn subscribe(
+        &mut self,
+        now: Instant,
+        filters: Vec<(MqttString, SubscriptionOptions)>,
+        properties: SubscribeProperties,
+        token: T,
+    ) -> Result<PacketId, Refused<T, RequestError>> {
+        if let Err(error) = self.check_subscribe(&filters, &properties) {
+            return Err(Refused { error, token });
+        }
+        self.send_request(
+            now,
+            |packet_id| {
+                Packet::Subscribe(Subscribe {
+                    packet_id,
+                    properties,
+                    filters,
+                })
+            },
+            token,
+        )
+    }
+
+    /// Takes an UNSUBSCRIBE. The UNSUBACK arrives as [`Event::UnsubscribeDone`].
+    pub fn unsubscribe(
+        &mut self,
+        now: Instant,
+        filters: Vec<MqttString>,
+        properties: UnsubscribeProperties,
+        token: T,
+    ) -> Result<PacketId, Refused<T, RequestError>> {
+        self.send_request(
+            now,
+            |packet_id| {
+                Packet::Unsubscribe(Unsubscribe {
+                    packet_id,
+                    properties,
+                    filters,
+                })
+            },
+            token,
+        )
+    }
+
+    fn check_subscribe(
+        &self,
+        filters: &[(MqttString, SubscriptionOptions)],
+        properties: &SubscribeProperties,
+    ) -> Result<(), RequestError> {
+        if self.version == ProtocolVersion::V5 {
+            if properties.subscription_identifier.is_some()
+                && !self.server.subscription_identifiers_available()
+            {
+                return Err(RequestError::NotSupported("subscription identifiers"));
+            }
+            for (filter, _) in filters {
+                if !self.server.wildcard_subscription_available()
+                    && (filter.contains('#') || filter.contains('+'))
+                {
+                    return Err(RequestError::NotSupported("wildcard subscriptions"));
+                }
+                if !self.server.shared_subscription_available()
+                    && SharedSubscription::parse(filter).ok().flatten().is_some()
+                {
+                    return Err(RequestError::NotSupported("shared subscriptions"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send_request(
+        &mut self,
+        now: Instant,
+        build: impl FnOnce(PacketId) -> Packet,
+        token: T,
+    ) -> Result<PacketId, Refused<T, RequestError>> {
+        let Some(id) = self.ids.alloc().filter(|_| self.state == State::Connected) else {
+            let error = if self.state == State::Closed {
+                RequestError::Closed
+            } else {
+                RequestError::NotConnected
+            };
+            return Err(Refused { error, token });
+        };
+        let packet = build(id);
+        let checked = packet
+            .encoded_len(self.version)
+            .map_err(RequestError::Encode)
+            .and_then(|size| match self.server.maximum_packet_size() {
+                Some(max) if size > max as usize => Err(RequestError::PacketTooLarge),
+                _ => Ok(()),
+            });
+        if let Err(error) = checked.and_then(|()| {
+            packet
+                .encode(self.version, &mut self.tx)
+                .map_err(RequestError::Encode)
+        }) {
+            self.ids.free(id);
+            return Err(Refused { error, token });
+        }
+        self.wrote(now);
+        let seq = self.next_seq();
+        self.requests.insert(
+            id.get(),
+            Request {
+                seq,
+                packet,
+                token: Some(token),
+            },
+        );
+        Ok(id)
+    }
+
+    /// The session is gone: subscribe again to everything that was active, in
+    /// groups sharing the same SUBSCRIBE properties.
+    pub(super) fn restore_subscriptions(&mut self) {
+        let mut groups: Vec<(SubscribeProperties, Vec<(MqttString, SubscriptionOptions)>)> =
+            Vec::new();
+        for (filter, active) in &self.subscriptions {
+            // Filters already being (re)subscribed by a pending request are skipped.
+            let pending = self.requests.values().any(|r| match &r.packet {
+                Packet::Subscribe(s) => s.filters.iter().any(|(f, _)| f == filter),
+                _ => false,
+            });
+            if pending {
+                continue;
+            }
+            match groups.iter_mut().find(|(p, _)| *p == active.properties) {
+                Some((_, filters)) => filters.push((filter.clone(), active.options)),
+                None => groups.push((
+                    active.properties.clone(),
+                    vec![(filter.clone(), active.options)],
+                )),
+            }
+        }
+        for (properties, filters) in groups {
+            // Written directly (state is about to become Connected): the engine's
+            // own requests carry no token.
+            let Some(id) = self.ids.alloc() else { return };
+            let packet = Packet::Subscribe(Subscribe {
+                packet_id: id,
+                properties,
+                filters,
+            });
+            let seq = self.next_seq();
+            self.requests.insert(
+                id.get(),
+                Request {
+                    seq,
+                    packet,
+                    token: None,
+                },
+            );
+        }
+    }
+
+    /// After CONNACK: SUBSCRIBE/UNSUBSCRIBE still unanswered are sent again (they
+    /// are idempotent), then unfinished PUBLISH flows in their original order
+    /// (DUP = 1 when the session was resumed [MQTT-4.4.0-1], PUBREL for those past
+    /// PUBREC), as the window allows, before anything new.
+    pub(super) fn resend_after_connack(&mut self, now: Instant, session_present: bool) {
+        let mut requests: Vec<(u64, u16)> =
+            self.requests.iter().map(|(id, r)| (r.seq, *id)).collect();
+        requests.sort_unstable();
+        for (_, id) in requests {
+            if let Some(request) = self.requests.get(&id) {
+                // Encoded once already (or built from granted filters): cannot fail.
+                let _ = request.packet.encode(self.version, &mut self.tx);
+                self.wrote(now);
+            }
+        }
+        let mut order: Vec<(u64, u16)> = self.out.iter().map(|(id, e)| (e.seq, *id)).collect();
+        order.sort_unstable();
+        self.resend = order.into_iter().map(|(_, id)| id).collect();
+        if session_present {
+            for entry in self.out.values_mut() {
+                if entry.stage == Stage::Publish {
+                    entry.publish.dup = true;
+                }
+            }
+        }
+        self.pump_resend(now);
+    }
+
+    /// Sends queued resends while the window has room.
+    pub(super) fn pump_resend(&mut self, now: Instant) {
+        while !self.resend.is_empty() && self.out.len() - self.resend.len() < self.send_quota() {
+            let Some(id) = self.resend.pop_front() else {
+                break;
+            };
+            let Some(entry) = self.out.get(&id) else {
+                continue;
+            };
+            match entry.stage {
+                Stage::Release => {
+                    let Some(packet_id) = PacketId::new(id) else {
+                        continue;
+                    };
+                    let ack = mqtt_codec::packet::PubAck::new(packet_id);
+                    self.write(now, &Packet::PubRel(ack));
+                }
+                Stage::Publish => {
+                    let packet = Packet::Publish(entry.publish.clone());
+                    match self.check_size(&packet) {
+                        Ok(()) => self.write(now, &packet),
+                        Err(error) => {
+                            // The new connection's server takes less than the last.
+                            if let Some(entry) = self.out.remove(&id) {
+                                if let Some(pid) = entry.publish.packet_id {
+                                    self.ids.free(pid);
+                                }
+                                self.events.push_back(Event::PublishDone {
+                                    token: entry.token,
+                                    result: Err(error),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

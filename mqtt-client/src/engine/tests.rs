@@ -1,0 +1,1 @@
+//! Deterministic engine tests live in `tests/`; these cover internals.

@@ -1,0 +1,397 @@
+//! Typed errors: why a connection ended, who ended it, and why an operation failed.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use mqtt_codec::error::{DecodeError, EncodeError};
+use mqtt_codec::property::AckProperties;
+use mqtt_codec::reason::ReasonCode;
+
+/// Who ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initiator {
+    /// This client (the application, or the client enforcing the protocol).
+    Local,
+    /// The server (DISCONNECT, refused CONNACK).
+    Remote,
+    /// Neither: the transport failed or was closed underneath (I/O error, EOF).
+    Transport,
+}
+
+/// Why a connection ended or could not be established.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// The server refused the connection in CONNACK.
+    Refused(ConnectRefusal),
+    /// The server sent DISCONNECT.
+    ServerDisconnect {
+        /// Its reason code.
+        reason: ReasonCode,
+        /// Its Reason String, if any.
+        reason_string: Option<String>,
+        /// Its Server Reference, if any.
+        server_reference: Option<String>,
+    },
+    /// The server broke the protocol; the client sent DISCONNECT with `reason`
+    /// (MQTT 5) and closed the connection.
+    ProtocolViolation {
+        /// The reason code sent to the server.
+        reason: ReasonCode,
+        /// What was wrong.
+        detail: Violation,
+    },
+    /// No PINGRESP arrived within the ping timeout.
+    KeepAliveTimeout,
+    /// No CONNACK arrived within the connect timeout.
+    ConnectTimeout,
+    /// The transport failed.
+    Io(Arc<io::Error>),
+    /// The transport was closed by the peer without DISCONNECT.
+    TransportClosed,
+    /// The application disconnected.
+    LocalDisconnect,
+}
+
+impl ConnectionError {
+    /// Who ended the connection.
+    pub fn initiator(&self) -> Initiator {
+        match self {
+            Self::Refused(_) | Self::ServerDisconnect { .. } => Initiator::Remote,
+            Self::ProtocolViolation { .. }
+            | Self::KeepAliveTimeout
+            | Self::ConnectTimeout
+            | Self::LocalDisconnect => Initiator::Local,
+            Self::Io(_) | Self::TransportClosed => Initiator::Transport,
+        }
+    }
+
+    /// An I/O error as a connection error.
+    pub fn io(err: io::Error) -> Self {
+        Self::Io(Arc::new(err))
+    }
+
+    /// True when reconnecting cannot help (bad credentials, banned, ...).
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            Self::Refused(r) => r.is_fatal(),
+            Self::LocalDisconnect => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for ConnectionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Refused(r) => write!(f, "connection refused by the server: {r}"),
+            Self::ServerDisconnect {
+                reason,
+                reason_string,
+                ..
+            } => {
+                write!(f, "the server disconnected: {}", reason)?;
+                if let Some(s) = reason_string {
+                    write!(f, " ({s})")?;
+                }
+                Ok(())
+            }
+            Self::ProtocolViolation { reason, detail } => write!(
+                f,
+                "the server broke the protocol ({detail}); disconnected with {}",
+                reason
+            ),
+            Self::KeepAliveTimeout => f.write_str("no PINGRESP within the ping timeout"),
+            Self::ConnectTimeout => f.write_str("no CONNACK within the connect timeout"),
+            Self::Io(e) => write!(f, "transport error: {e}"),
+            Self::TransportClosed => f.write_str("the transport was closed without DISCONNECT"),
+            Self::LocalDisconnect => f.write_str("disconnected by the application"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(&**e),
+            Self::ProtocolViolation {
+                detail: Violation::Decode(e),
+                ..
+            } => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// What the server did wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Violation {
+    /// A packet that does not decode (malformed, too large, ...).
+    Decode(DecodeError),
+    /// A packet the server must not send, or not now (a second CONNACK, a
+    /// SUBSCRIBE, anything before CONNACK...).
+    UnexpectedPacket(mqtt_codec::packet::PacketType),
+    /// More QoS 1/2 PUBLISHes in flight than our Receive Maximum.
+    ReceiveMaximumExceeded,
+    /// A Topic Alias of 0, above our Topic Alias Maximum, or unknown.
+    TopicAliasInvalid,
+    /// A PUBLISH with a QoS above the one granted... or another impossible flag.
+    InvalidPublish,
+    /// A SUBACK/UNSUBACK whose reason code count differs from the request's.
+    AckCountMismatch,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Decode(e) => write!(f, "{e}"),
+            Self::UnexpectedPacket(t) => write!(f, "unexpected {t:?}"),
+            Self::ReceiveMaximumExceeded => f.write_str("Receive Maximum exceeded"),
+            Self::TopicAliasInvalid => f.write_str("invalid Topic Alias"),
+            Self::InvalidPublish => f.write_str("invalid PUBLISH"),
+            Self::AckCountMismatch => f.write_str("wrong number of reason codes in an ack"),
+        }
+    }
+}
+
+/// A refused connection: the CONNACK reason code, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectRefusal {
+    /// The kind of refusal.
+    pub kind: RefusalKind,
+    /// The CONNACK reason code (3.1.1 return codes mapped to their MQTT 5 equivalent).
+    pub reason: ReasonCode,
+    /// The Reason String, if any.
+    pub reason_string: Option<String>,
+}
+
+impl ConnectRefusal {
+    /// Classifies a CONNACK reason code.
+    pub fn new(reason: ReasonCode, reason_string: Option<String>) -> Self {
+        let kind = match reason.0 {
+            0x84 => RefusalKind::UnsupportedProtocolVersion,
+            0x85 => RefusalKind::ClientIdRejected,
+            0x86 => RefusalKind::BadCredentials,
+            0x87 => RefusalKind::NotAuthorized,
+            0x88 => RefusalKind::ServerUnavailable,
+            0x89 => RefusalKind::ServerBusy,
+            0x8A => RefusalKind::Banned,
+            0x8C => RefusalKind::BadAuthenticationMethod,
+            0x90 => RefusalKind::TopicNameInvalid,
+            0x95 => RefusalKind::PacketTooLarge,
+            0x97 => RefusalKind::QuotaExceeded,
+            0x99 => RefusalKind::PayloadFormatInvalid,
+            0x9A => RefusalKind::RetainNotSupported,
+            0x9B => RefusalKind::QosNotSupported,
+            0x9C => RefusalKind::UseAnotherServer,
+            0x9D => RefusalKind::ServerMoved,
+            0x9F => RefusalKind::ConnectionRateExceeded,
+            0x81 | 0x82 => RefusalKind::ProtocolError,
+            0x83 => RefusalKind::ImplementationSpecific,
+            _ => RefusalKind::Unspecified,
+        };
+        Self {
+            kind,
+            reason,
+            reason_string,
+        }
+    }
+
+    /// True when retrying the same CONNECT cannot succeed: a configuration problem
+    /// (credentials, authorisation, client id, protocol version, will, packet
+    /// size). Busy, unavailable, quota and rate refusals are retried with backoff.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self.kind,
+            RefusalKind::UnsupportedProtocolVersion
+                | RefusalKind::ClientIdRejected
+                | RefusalKind::BadCredentials
+                | RefusalKind::NotAuthorized
+                | RefusalKind::Banned
+                | RefusalKind::BadAuthenticationMethod
+                | RefusalKind::TopicNameInvalid
+                | RefusalKind::PacketTooLarge
+                | RefusalKind::PayloadFormatInvalid
+                | RefusalKind::RetainNotSupported
+                | RefusalKind::QosNotSupported
+                | RefusalKind::ProtocolError
+        )
+    }
+}
+
+impl fmt::Display for ConnectRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} ({})", self.kind, self.reason)?;
+        if let Some(s) = &self.reason_string {
+            write!(f, ": {s}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The kinds of CONNACK refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefusalKind {
+    /// 0x84 (3.1.1: 1).
+    UnsupportedProtocolVersion,
+    /// 0x85 (3.1.1: 2).
+    ClientIdRejected,
+    /// 0x86 (3.1.1: 4).
+    BadCredentials,
+    /// 0x87 (3.1.1: 5).
+    NotAuthorized,
+    /// 0x88 (3.1.1: 3).
+    ServerUnavailable,
+    /// 0x89.
+    ServerBusy,
+    /// 0x8A.
+    Banned,
+    /// 0x8C.
+    BadAuthenticationMethod,
+    /// 0x90 (of the will topic).
+    TopicNameInvalid,
+    /// 0x95.
+    PacketTooLarge,
+    /// 0x97.
+    QuotaExceeded,
+    /// 0x99 (of the will payload).
+    PayloadFormatInvalid,
+    /// 0x9A (a retained will).
+    RetainNotSupported,
+    /// 0x9B (the will's QoS).
+    QosNotSupported,
+    /// 0x9C.
+    UseAnotherServer,
+    /// 0x9D.
+    ServerMoved,
+    /// 0x9F.
+    ConnectionRateExceeded,
+    /// 0x81, 0x82.
+    ProtocolError,
+    /// 0x83.
+    ImplementationSpecific,
+    /// 0x80 or a code this client does not know.
+    Unspecified,
+}
+
+/// Why a PUBLISH did not complete.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The server answered PUBACK or PUBREC (or PUBCOMP) with a failure reason code.
+    Rejected {
+        /// The reason code (0x80 and above).
+        reason: ReasonCode,
+        /// The ack's properties (Reason String, User Properties).
+        properties: AckProperties,
+    },
+    /// Refused before sending: larger than the server's Maximum Packet Size.
+    PacketTooLarge {
+        /// The packet's size.
+        size: usize,
+        /// The server's maximum.
+        maximum: u32,
+    },
+    /// Refused before sending: the QoS is above the server's Maximum QoS.
+    QosNotSupported,
+    /// Refused before sending: RETAIN is set and the server has no retain.
+    RetainNotSupported,
+    /// Refused before sending: a property the client manages or must not send
+    /// (Topic Alias, Subscription Identifier).
+    PropertyNotAllowed(&'static str),
+    /// Refused before sending: the packet cannot be encoded.
+    Encode(EncodeError),
+    /// The server kept no session and the policy is [`crate::SessionLostPolicy::Fail`].
+    SessionLost,
+    /// The client closed before the flow completed. A QoS 1/2 message may still
+    /// have reached the server.
+    Closed,
+    /// A QoS 0 message was still in the client's buffer when the connection was lost.
+    ConnectionLost,
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rejected { reason, .. } => write!(f, "rejected by the server: {}", reason),
+            Self::PacketTooLarge { size, maximum } => {
+                write!(
+                    f,
+                    "packet of {size} bytes exceeds the server's maximum of {maximum}"
+                )
+            }
+            Self::QosNotSupported => f.write_str("QoS above the server's Maximum QoS"),
+            Self::RetainNotSupported => f.write_str("the server does not support retain"),
+            Self::PropertyNotAllowed(p) => write!(f, "a client may not send {p} here"),
+            Self::Encode(e) => write!(f, "cannot encode: {e}"),
+            Self::SessionLost => f.write_str("the server lost the session"),
+            Self::Closed => f.write_str("the client closed before the flow completed"),
+            Self::ConnectionLost => f.write_str("the connection was lost before sending"),
+        }
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+/// Why a SUBSCRIBE or UNSUBSCRIBE did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// Refused before sending: the packet cannot be encoded (empty filter list,
+    /// invalid filter, ...).
+    Encode(EncodeError),
+    /// Refused before sending: the server said it has no wildcard subscriptions,
+    /// no shared subscriptions or no subscription identifiers.
+    NotSupported(&'static str),
+    /// Refused before sending: larger than the server's Maximum Packet Size.
+    PacketTooLarge,
+    /// Not connected: the request was not sent (a driver waits for the
+    /// connection before giving requests to the engine).
+    NotConnected,
+    /// The client closed before the server answered.
+    Closed,
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Encode(e) => write!(f, "cannot encode: {e}"),
+            Self::NotSupported(what) => write!(f, "the server does not support {what}"),
+            Self::PacketTooLarge => f.write_str("packet exceeds the server's maximum packet size"),
+            Self::NotConnected => f.write_str("not connected"),
+            Self::Closed => f.write_str("the client closed before the server answered"),
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// Why an acknowledgement was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AckError {
+    /// The message came on an earlier connection: the server will send it again.
+    StaleConnection,
+    /// Already acknowledged.
+    AlreadyAcked,
+    /// The reason code is not valid for this ack (PUBACK/PUBREC) or version.
+    InvalidReasonCode,
+    /// The client is closed.
+    Closed,
+}
+
+impl fmt::Display for AckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::StaleConnection => f.write_str("the message came on an earlier connection"),
+            Self::AlreadyAcked => f.write_str("already acknowledged"),
+            Self::InvalidReasonCode => f.write_str("reason code not valid for this ack"),
+            Self::Closed => f.write_str("the client is closed"),
+        }
+    }
+}
+
+impl std::error::Error for AckError {}

@@ -1,0 +1,260 @@
+//! Configuration of a client: what goes into CONNECT, and how the client behaves.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use mqtt_codec::packet::LastWill;
+use mqtt_codec::property::{Secret, UserProperty};
+use mqtt_codec::ProtocolVersion;
+
+/// Everything a client needs to know before it connects.
+///
+/// Build one with [`Options::new`] and the `with_*` methods; every field is public
+/// for those who prefer struct syntax. The defaults are those of an experienced
+/// MQTT user: MQTT 5, keep-alive 60 s, clean start, a session that ends with the
+/// connection, 100 messages in flight each way, reconnect with backoff forever.
+#[derive(Clone)]
+pub struct Options {
+    /// Protocol version; MQTT 5 by default.
+    pub version: ProtocolVersion,
+    /// Client identifier. Empty asks an MQTT 5 server to assign one (the Assigned
+    /// Client Identifier is then adopted for every later connection); in 3.1.1 an
+    /// empty identifier requires `clean_start`.
+    pub client_id: String,
+    /// Clean Start (Clean Session in 3.1.1) of the first connection. Reconnections
+    /// never ask for a clean start: they resume the session if the server kept it.
+    pub clean_start: bool,
+    /// Session Expiry Interval in seconds (MQTT 5); `None` leaves it out (0: the
+    /// session ends with the connection). In 3.1.1 a session is kept when
+    /// `clean_start` is false.
+    pub session_expiry_interval: Option<u32>,
+    /// Keep Alive, in seconds; 0 turns keep-alive off. The server's Keep Alive
+    /// (MQTT 5 CONNACK) overrides it.
+    pub keep_alive: u16,
+    /// How long after a PINGREQ a PINGRESP must arrive before the connection is
+    /// declared dead. A dead connection is found at most `keep_alive + ping_timeout`
+    /// after the last packet was sent.
+    pub ping_timeout: Duration,
+    /// How long the client waits for CONNACK after the transport is open.
+    pub connect_timeout: Duration,
+    /// User Name.
+    pub username: Option<String>,
+    /// Password; never printed by `Debug`.
+    pub password: Option<Secret>,
+    /// Will message, with MQTT 5 will properties (will delay interval included).
+    pub will: Option<LastWill>,
+    /// The most QoS 1/2 messages we take in at once: advertised to an MQTT 5 server
+    /// as Receive Maximum and enforced (a server that exceeds it is disconnected
+    /// with 0x93). It also bounds our outgoing window, together with the server's
+    /// Receive Maximum.
+    pub receive_maximum: u16,
+    /// The most QoS 1/2 PUBLISHes we keep unacknowledged towards the server; the
+    /// effective window is the minimum of this and the server's Receive Maximum.
+    pub max_inflight: u16,
+    /// Maximum Packet Size we accept, advertised (MQTT 5) and enforced on every
+    /// incoming packet (DISCONNECT 0x95).
+    pub maximum_packet_size: u32,
+    /// Topic Alias Maximum we accept from the server (MQTT 5); 0 refuses aliases.
+    pub topic_alias_maximum: u16,
+    /// Request Response Information (MQTT 5).
+    pub request_response_information: bool,
+    /// Request Problem Information (MQTT 5); `None` leaves the server default (true).
+    pub request_problem_information: Option<bool>,
+    /// User Properties of CONNECT (MQTT 5).
+    pub user_properties: Vec<UserProperty>,
+    /// Reconnection schedule.
+    pub reconnect: Backoff,
+    /// Resubscribe to every active subscription when a reconnection finds no session.
+    pub restore_subscriptions: bool,
+    /// What to do with outgoing messages still unfinished when a reconnection
+    /// finds no session.
+    pub session_lost: SessionLostPolicy,
+    /// Acknowledge every incoming QoS 1/2 message as soon as it is handed to the
+    /// application (simple uses). Off by default: the application acks.
+    pub auto_ack: bool,
+    /// Seed of the jitter of the reconnection delays. The tokio driver replaces it
+    /// with a random seed; the engine itself never draws randomness.
+    pub jitter_seed: u64,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("version", &self.version)
+            .field("client_id", &self.client_id)
+            .field("clean_start", &self.clean_start)
+            .field("session_expiry_interval", &self.session_expiry_interval)
+            .field("keep_alive", &self.keep_alive)
+            .field("username", &self.username)
+            // `Secret`'s own Debug redacts; kept explicit so a change there shows here.
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("will", &self.will)
+            .field("receive_maximum", &self.receive_maximum)
+            .field("max_inflight", &self.max_inflight)
+            .field("maximum_packet_size", &self.maximum_packet_size)
+            .field("topic_alias_maximum", &self.topic_alias_maximum)
+            .field("reconnect", &self.reconnect)
+            .field("restore_subscriptions", &self.restore_subscriptions)
+            .field("session_lost", &self.session_lost)
+            .field("auto_ack", &self.auto_ack)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Options {
+    /// Options with the defaults and this client identifier.
+    pub fn new(client_id: impl Into<String>) -> Self {
+        Self {
+            version: ProtocolVersion::V5,
+            client_id: client_id.into(),
+            clean_start: true,
+            session_expiry_interval: None,
+            keep_alive: 60,
+            ping_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            username: None,
+            password: None,
+            will: None,
+            receive_maximum: 100,
+            max_inflight: 100,
+            maximum_packet_size: mqtt_codec::MAX_PACKET_SIZE,
+            topic_alias_maximum: 0,
+            request_response_information: false,
+            request_problem_information: None,
+            user_properties: Vec::new(),
+            reconnect: Backoff::default(),
+            restore_subscriptions: true,
+            session_lost: SessionLostPolicy::ResendAsNew,
+            auto_ack: false,
+            jitter_seed: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    /// Selects the protocol version.
+    pub fn with_version(mut self, version: ProtocolVersion) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Sets Clean Start of the first connection.
+    pub fn with_clean_start(mut self, clean_start: bool) -> Self {
+        self.clean_start = clean_start;
+        self
+    }
+
+    /// Sets the Session Expiry Interval (MQTT 5), in seconds.
+    pub fn with_session_expiry(mut self, seconds: u32) -> Self {
+        self.session_expiry_interval = Some(seconds);
+        self
+    }
+
+    /// Sets Keep Alive, in seconds (0: off).
+    pub fn with_keep_alive(mut self, seconds: u16) -> Self {
+        self.keep_alive = seconds;
+        self
+    }
+
+    /// Sets the user name and password.
+    pub fn with_credentials(
+        mut self,
+        username: impl Into<String>,
+        password: impl Into<Bytes>,
+    ) -> Self {
+        self.username = Some(username.into());
+        self.password = Some(Secret(password.into()));
+        self
+    }
+
+    /// Sets the will message.
+    pub fn with_will(mut self, will: LastWill) -> Self {
+        self.will = Some(will);
+        self
+    }
+
+    /// Sets both our Receive Maximum and our outgoing window to `n` (at least 1).
+    pub fn with_inflight(mut self, n: u16) -> Self {
+        self.receive_maximum = n.max(1);
+        self.max_inflight = n.max(1);
+        self
+    }
+
+    /// Sets the reconnection schedule.
+    pub fn with_reconnect(mut self, backoff: Backoff) -> Self {
+        self.reconnect = backoff;
+        self
+    }
+
+    /// Turns automatic acknowledgement on or off.
+    pub fn with_auto_ack(mut self, on: bool) -> Self {
+        self.auto_ack = on;
+        self
+    }
+
+    /// Sets the policy for unfinished outgoing messages when a session is lost.
+    pub fn with_session_lost_policy(mut self, policy: SessionLostPolicy) -> Self {
+        self.session_lost = policy;
+        self
+    }
+}
+
+/// What happens to outgoing QoS 1/2 messages still unfinished when a reconnection
+/// finds that the server kept no session (CONNACK Session Present = 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionLostPolicy {
+    /// Send them again, in their original order, as new messages (DUP = 0), before
+    /// anything new. Nothing is lost; a QoS 2 message whose PUBREC had arrived may
+    /// reach subscribers twice, since the server forgot it had it.
+    ResendAsNew,
+    /// Complete their handles with [`crate::PublishError::SessionLost`] and free
+    /// their packet identifiers: the application decides.
+    Fail,
+}
+
+/// Reconnection schedule: exponential backoff with jitter.
+///
+/// The delay before attempt `n` (1-based) is `min(initial × multiplier^(n-1),
+/// max)`, then, with `jitter`, drawn uniformly from its upper half `[d/2, d]`, so
+/// that a fleet restarting together spreads out while no delay shrinks below half
+/// of the schedule. The count starts again after every accepted CONNACK.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backoff {
+    /// Delay before the first reconnection attempt.
+    pub initial: Duration,
+    /// Largest delay.
+    pub max: Duration,
+    /// Growth factor between attempts (at least 1).
+    pub multiplier: f64,
+    /// Give up after this many failed attempts in a row (`None`: never).
+    pub max_attempts: Option<u32>,
+    /// Randomise each delay within `[d/2, d]`.
+    pub jitter: bool,
+    /// Reconnect at all; when false, the first lost connection closes the client.
+    pub enabled: bool,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            multiplier: 2.0,
+            max_attempts: None,
+            jitter: true,
+            enabled: true,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before attempt `attempt` (1-based) before jitter.
+    pub fn nominal_delay(&self, attempt: u32) -> Duration {
+        let exp = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
+        let factor = self.multiplier.max(1.0).powi(exp);
+        let secs = self.initial.as_secs_f64() * factor;
+        if !secs.is_finite() || secs >= self.max.as_secs_f64() {
+            self.max
+        } else {
+            Duration::from_secs_f64(secs)
+        }
+    }
+}
