@@ -29,6 +29,7 @@
 //! - `E2E_MESSAGES`: N for every QoS (default 100 000 at QoS 0 and 1, 50 000 at QoS 2);
 //! - `E2E_WINDOW`: W, 1..=65535 (default 100);
 //! - `E2E_REPEAT`: R, runs per (client, QoS) (default 3);
+//! - `E2E_CLIENTS`: `ours` or `rumqttc` to run one side only (for profiling);
 //! - `E2E_QOS`: QoS levels to run, e.g. `1` or `0,2` (default `0,1,2`);
 //! - `E2E_TIMEOUT_SECS`: limit of one measured window (default 60).
 //!
@@ -97,15 +98,133 @@ const RUMQTTC_PROTOCOL: &str = "MQTT 3.1.1";
 ///
 /// Returns `None` while our client is not plugged in: the report shows "n/a".
 async fn run_ours(cfg: &RunConfig, addr: SocketAddr) -> Option<RunResult> {
-    // >>> PLUG IN `mqtt-client` HERE (add `mqtt-client.workspace = true` to
-    // >>> benches/Cargo.toml [dev-dependencies]) and set `OURS_PROTOCOL`.
-    let _ = (cfg, addr);
-    None
+    Some(match ours_run(cfg, addr).await {
+        Ok(result) => result,
+        Err(error) => RunResult::failed(cfg, OURS_PROTOCOL, error),
+    })
 }
 
-/// Protocol our client speaks in [`run_ours`] (for the report).
-#[allow(dead_code, reason = "used by `run_ours` once our client is plugged in")]
+/// Protocol our client speaks in [`run_ours`]: the same as rumqttc's for a fair run.
 const OURS_PROTOCOL: &str = "MQTT 3.1.1";
+
+fn ours_options(cfg: &RunConfig, role: &str) -> mqtt_client::Options {
+    mqtt_client::Options::new(format!("{}-{role}", cfg.client_id))
+        .with_version(mqtt_client::ProtocolVersion::V311)
+        .with_keep_alive(60)
+        .with_inflight(cfg.window)
+        // rumqttc acknowledges by itself: the same here.
+        .with_auto_ack(true)
+}
+
+async fn ours_run(cfg: &RunConfig, addr: SocketAddr) -> Result<RunResult, String> {
+    use mqtt_client::{Client, QoS, Tcp};
+
+    let qos = match cfg.qos {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        2 => QoS::ExactlyOnce,
+        other => return Err(format!("no QoS {other}")),
+    };
+    let connector = Tcp::new(addr.to_string());
+    let (subscriber, mut incoming) = timeout(
+        SETUP_TIMEOUT,
+        Client::connect(ours_options(cfg, "sub"), connector.clone()),
+    )
+    .await
+    .map_err(|_| "subscriber: no CONNACK".to_owned())?
+    .map_err(|e| format!("subscriber: {e}"))?;
+    let granted = timeout(SETUP_TIMEOUT, subscriber.subscribe(&cfg.topic, qos))
+        .await
+        .map_err(|_| "subscribe: no SUBACK".to_owned())?
+        .map_err(|e| format!("subscribe: {e}"))?;
+    if granted.results != [Ok(qos)] {
+        return Err(format!("SUBACK {:?}, wanted {qos:?}", granted.results));
+    }
+    let (publisher, _publisher_incoming) = timeout(
+        SETUP_TIMEOUT,
+        Client::connect(ours_options(cfg, "pub"), connector),
+    )
+    .await
+    .map_err(|_| "publisher: no CONNACK".to_owned())?
+    .map_err(|e| format!("publisher: {e}"))?;
+
+    let (mut tracker, completion) = Tracker::new(cfg.messages);
+    let faults = completion.faults();
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let sub_task = tokio::spawn({
+        let mut stop = stop_rx.clone();
+        let faults = faults.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stop.changed() => break,
+                    message = incoming.recv() => match message {
+                        Some(message) => tracker.record(message.payload()),
+                        None => {
+                            let _ = faults.send("subscriber: client closed".to_owned());
+                            tracker.abandon();
+                            break;
+                        }
+                    },
+                }
+            }
+            tracker
+        }
+    });
+
+    let (acked_tx, acked_rx) = oneshot::channel::<()>();
+    let start = cfg.snapshot();
+    let feed_task = tokio::spawn({
+        let publisher = publisher.clone();
+        let topic = cfg.topic.clone();
+        let n = cfg.messages;
+        async move {
+            let mut last = None;
+            for seq in 0..n {
+                match publisher
+                    .publish(&topic, qos, false, RunConfig::payload(seq))
+                    .await
+                {
+                    // Completion of the flow is awaited only for the last message;
+                    // the window bounds how many are in flight.
+                    Ok(handle) => last = Some(handle),
+                    Err(error) => {
+                        let _ = faults.send(format!("publish {seq}: {error}"));
+                        return;
+                    }
+                }
+            }
+            if let Some(handle) = last {
+                if handle.await.is_ok() {
+                    let _ = acked_tx.send(());
+                }
+            }
+        }
+    });
+    let finish = completion.wait(cfg, &start).await;
+
+    if finish.error.is_none() && !finish.timed_out {
+        let _ = timeout(DRAIN_TIMEOUT, acked_rx).await;
+        sleep(SETTLE).await;
+    }
+    let _ = stop_tx.send(true);
+    let tracker = join_bounded(sub_task).await;
+    let _ = join_bounded(feed_task).await;
+    let _ = timeout(STOP_TIMEOUT, publisher.disconnect()).await;
+    let _ = timeout(STOP_TIMEOUT, subscriber.disconnect()).await;
+
+    let Some(tracker) = tracker else {
+        return Err("subscriber task did not stop: count lost".to_owned());
+    };
+    Ok(RunResult::finished(
+        OURS_PROTOCOL,
+        &start,
+        finish,
+        tracker.delivery(),
+    ))
+}
 
 // ---------------------------------------------------------------------------------
 // Framework: configuration, meters, tracking, results.
@@ -911,8 +1030,11 @@ fn run() -> Result<(), String> {
 
     let mut all = Vec::new();
     for &qos in &settings.qos_levels {
+        // `E2E_CLIENTS=ours` or `=rumqttc` runs one side only (profiling).
+        let only = std::env::var("E2E_CLIENTS").ok();
         let mut series: Vec<Series> = Client::ALL
             .iter()
+            .filter(|c| only.as_deref().is_none_or(|o| c.label().contains(o) || (o == "ours" && **c == Client::Ours)))
             .map(|&client| Series {
                 qos,
                 client,

@@ -165,28 +165,25 @@ impl Client {
 
     /// Publishes a PUBLISH built by the caller (with MQTT 5 properties, say).
     ///
-    /// Returns when the client has taken the message: it has a packet identifier
-    /// (QoS 1/2) and is written or about to be. While the window (min of the
-    /// server's Receive Maximum and [`Options::max_inflight`]) is full, or while
-    /// the client is reconnecting, this waits: it never errors for lack of room
-    /// and never queues without bound. The returned handle completes at the end of
-    /// the flow: QoS 0 when written, QoS 1 at PUBACK, QoS 2 at PUBCOMP.
+    /// Returns once the message is accepted for sending: it is in the client's
+    /// bounded queue of requests, which the connection sends in order. When that
+    /// queue is full (the window of unacknowledged messages — the minimum of the
+    /// server's Receive Maximum and [`Options::max_inflight`] — is full and as many
+    /// requests wait behind it, or the client is reconnecting), this waits: it never
+    /// errors for lack of room and never queues without bound.
+    ///
+    /// The returned handle completes at the end of the flow: QoS 0 when written,
+    /// QoS 1 at PUBACK, QoS 2 at PUBCOMP, with the packet identifier, the reason
+    /// code and the properties of the final ack. A refusal before sending (larger
+    /// than the server's Maximum Packet Size, QoS above its Maximum QoS, ...) and a
+    /// failure reason code from the server are errors of the handle.
     pub async fn publish_with(&self, publish: Publish) -> Result<PublishHandle, PublishError> {
-        let (accepted, accepted_rx) = oneshot::channel();
         let (done, done_rx) = oneshot::channel();
         self.commands
-            .send(Command::Publish {
-                publish,
-                accepted,
-                done,
-            })
+            .send(Command::Publish { publish, done })
             .await
             .map_err(|_| PublishError::Closed)?;
-        let packet_id = accepted_rx.await.map_err(|_| PublishError::Closed)??;
-        Ok(PublishHandle {
-            packet_id,
-            done: done_rx,
-        })
+        Ok(PublishHandle { done: done_rx })
     }
 
     /// Subscribes to one filter with this QoS (and default options otherwise).
@@ -324,15 +321,7 @@ impl Client {
 /// QoS 2 at PUBCOMP. A failure reason code from the server is an error.
 #[derive(Debug)]
 pub struct PublishHandle {
-    packet_id: Option<PacketId>,
     done: oneshot::Receiver<Result<PublishOutcome, PublishError>>,
-}
-
-impl PublishHandle {
-    /// The packet identifier (QoS 1/2).
-    pub fn packet_id(&self) -> Option<PacketId> {
-        self.packet_id
-    }
 }
 
 impl Future for PublishHandle {

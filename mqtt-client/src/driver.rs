@@ -19,7 +19,6 @@ use mqtt_codec::property::{
 };
 use mqtt_codec::reason::ReasonCode;
 use mqtt_codec::string::MqttString;
-use mqtt_codec::PacketId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
@@ -36,7 +35,6 @@ use crate::transport::Connector;
 pub(crate) enum Command {
     Publish {
         publish: Publish,
-        accepted: oneshot::Sender<Result<Option<PacketId>, PublishError>>,
         done: oneshot::Sender<Result<PublishOutcome, PublishError>>,
     },
     Subscribe {
@@ -71,6 +69,9 @@ pub(crate) enum Token {
     Subscribe(oneshot::Sender<Result<SubscribeOutcome, RequestError>>),
     Unsubscribe(oneshot::Sender<Result<UnsubscribeOutcome, RequestError>>),
 }
+
+/// Commands taken from the queue in one go.
+const COMMAND_BATCH: usize = 256;
 
 /// Bytes asked of the transport per read.
 const READ_SIZE: usize = 64 * 1024;
@@ -278,8 +279,23 @@ impl<C: Connector> Driver<C> {
             command = self.commands.recv(), if taking => {
                 match command {
                     Some(command) => {
+                        let now = Instant::now();
                         self.pending = Some(command);
-                        self.take_pending(Instant::now());
+                        self.take_pending(now);
+                        // Take what else is queued while the engine can act on it,
+                        // so that one write carries many packets.
+                        for _ in 0..COMMAND_BATCH {
+                            if self.pending.is_some() {
+                                break;
+                            }
+                            match self.commands.try_recv() {
+                                Ok(command) => {
+                                    self.pending = Some(command);
+                                    self.take_pending(now);
+                                }
+                                Err(_) => break,
+                            }
+                        }
                     }
                     None => {
                         // Every handle is gone: nobody can use the client any more.
@@ -296,27 +312,15 @@ impl<C: Connector> Driver<C> {
             return;
         };
         match command {
-            Command::Publish {
-                publish,
-                accepted,
-                done,
-            } => {
+            Command::Publish { publish, done } => {
                 if self.engine.is_closed() {
-                    let _ = accepted.send(Err(PublishError::Closed));
+                    let _ = done.send(Err(PublishError::Closed));
                 } else if !self.engine.can_publish(publish.qos) {
-                    self.pending = Some(Command::Publish {
-                        publish,
-                        accepted,
-                        done,
-                    });
-                } else {
-                    match self.engine.publish(now, publish, Token::Publish(done)) {
-                        Ok(packet_id) => {
-                            let _ = accepted.send(Ok(packet_id));
-                        }
-                        Err(refused) => {
-                            let _ = accepted.send(Err(refused.error));
-                        }
+                    self.pending = Some(Command::Publish { publish, done });
+                } else if let Err(refused) = self.engine.publish(now, publish, Token::Publish(done))
+                {
+                    if let Token::Publish(done) = refused.token {
+                        let _ = done.send(Err(refused.error));
                     }
                 }
             }
@@ -510,8 +514,8 @@ impl<C: Connector> Driver<C> {
 
 fn fail_command(command: Command) {
     match command {
-        Command::Publish { accepted, .. } => {
-            let _ = accepted.send(Err(PublishError::Closed));
+        Command::Publish { done, .. } => {
+            let _ = done.send(Err(PublishError::Closed));
         }
         Command::Subscribe { done, .. } => {
             let _ = done.send(Err(RequestError::Closed));

@@ -311,6 +311,10 @@ pub enum PublishError {
     Closed,
     /// A QoS 0 message was still in the client's buffer when the connection was lost.
     ConnectionLost,
+    /// The engine could not take the message now (not connected, window full):
+    /// a driver calls [`crate::engine::Engine::publish`] only when
+    /// [`crate::engine::Engine::can_publish`] allows it.
+    NotReady,
 }
 
 impl fmt::Display for PublishError {
@@ -330,6 +334,7 @@ impl fmt::Display for PublishError {
             Self::SessionLost => f.write_str("the server lost the session"),
             Self::Closed => f.write_str("the client closed before the flow completed"),
             Self::ConnectionLost => f.write_str("the connection was lost before sending"),
+            Self::NotReady => f.write_str("the client could not take the message now"),
         }
     }
 }

@@ -1,4 +1,84 @@
-//! MQTT client built on [`mqtt_codec`]: a sans-IO protocol engine and a tokio driver.
+//! An MQTT 3.1.1 / 5.0 client built on [`mqtt_codec`]: a sans-IO protocol engine
+//! and a tokio driver.
+//!
+//! # Model
+//!
+//! ```text
+//!   Client (cloneable) ──commands (bounded)──┐
+//!   AckToken ───────────acks (own path)──────┤
+//!                                            v
+//!                              driver task: transport + one timer
+//!                                            │  bytes, now, commands
+//!                                            v
+//!                              engine::Engine (sans-IO session state)
+//!                                            │  bytes, events, deadline
+//!   Incoming <──messages (bounded)───────────┘
+//! ```
+//!
+//! - [`engine::Engine`] holds the whole session: packet identifiers, the outgoing
+//!   and incoming in-flight tables, acks in arrival order, keep-alive, the
+//!   reconnection schedule. It does no I/O, reads no clock and can be driven by
+//!   any runtime; its tests use a scripted broker and virtual time.
+//! - [`Client`] and [`Incoming`] are the application's side; a driver task spawned
+//!   by [`Client::connect`] or [`Client::start`] runs the transport ([`Tcp`] here;
+//!   TLS and WebSocket come through the same [`Connector`] seam).
+//!
+//! What it guarantees:
+//! - **Nothing queues without bound.** `publish` waits while the window — the
+//!   minimum of the server's Receive Maximum and [`Options::max_inflight`] — and
+//!   the request queue behind it are full. Incoming QoS 1/2 messages stop at the
+//!   Receive Maximum we advertise while the application does not ack them; for
+//!   QoS 0, the client stops reading the socket while the application does not
+//!   take messages. Keep-alive goes on meanwhile.
+//! - **Acks are the application's.** Every QoS 1/2 message carries an [`AckToken`]
+//!   (or is acked on arrival with [`Options::auto_ack`]). Acks travel on their own
+//!   channel, are written in the order the messages arrived [MQTT-4.6.0-2/3]
+//!   whatever order the application acks in, and a token from an earlier
+//!   connection is never sent on a later one.
+//! - **QoS 2 is exactly once to the application** within a session: the message
+//!   is handed over before PUBREC (the ack), and a resent PUBLISH awaiting PUBREL
+//!   is acknowledged again, never handed over again [MQTT-4.3.3-10].
+//! - **Reconnection keeps the session.** Exponential backoff with jitter
+//!   ([`Backoff`]); on a resumed session, unacknowledged PUBLISHes are resent with
+//!   DUP=1 and PUBRELs resent, in their original order, before anything new; on a
+//!   lost session, active subscriptions are restored and unfinished messages
+//!   follow [`SessionLostPolicy`]. Topic aliases never outlive their connection.
+//! - **The peer cannot crash the client.** Malformed or forbidden input ends the
+//!   connection with DISCONNECT and the matching reason code (0x81, 0x82, 0x93,
+//!   0x94, 0x95), and the application gets a typed [`ConnectionError`] saying who
+//!   closed the connection ([`Initiator`]) and why.
+//!
+//! # Connection lifecycle and QoS flows
+//!
+//! See [`engine`] for the state diagram, the QoS flows and the order in which a
+//! driver calls the engine.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use mqtt_client::{Client, Options, QoS, Tcp};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let options = Options::new("line-1-ingest")
+//!     .with_clean_start(false)
+//!     .with_session_expiry(3600) // keep the session (and unacked messages) for an hour
+//!     .with_inflight(64);
+//! let (client, mut incoming) = Client::connect(options, Tcp::new("127.0.0.1:1883")).await?;
+//! client.subscribe("plant/+/temperature", QoS::AtLeastOnce).await?;
+//!
+//! let done = client.publish("plant/line1/status", QoS::AtLeastOnce, false, "up").await?;
+//! done.await?; // PUBACK received
+//!
+//! while let Some(mut message) = incoming.recv().await {
+//!     // ... store message.payload() durably ...
+//!     message.ack()?; // only now may the broker forget it
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A runnable program is `examples/pubsub.rs`; the tests in `tests/` run the client
+//! against a real mosquitto.
 
 mod client;
 mod driver;

@@ -62,6 +62,10 @@ pub struct Options {
     pub request_problem_information: Option<bool>,
     /// User Properties of CONNECT (MQTT 5).
     pub user_properties: Vec<UserProperty>,
+    /// Requests (publish, subscribe, unsubscribe) accepted by [`crate::Client`]
+    /// handles but not yet taken by the connection: beyond the window, callers
+    /// wait. Bounds the memory of a client whose server is slow or away.
+    pub request_queue: usize,
     /// Reconnection schedule.
     pub reconnect: Backoff,
     /// Resubscribe to every active subscription when a reconnection finds no session.
@@ -93,6 +97,7 @@ impl std::fmt::Debug for Options {
             .field("max_inflight", &self.max_inflight)
             .field("maximum_packet_size", &self.maximum_packet_size)
             .field("topic_alias_maximum", &self.topic_alias_maximum)
+            .field("request_queue", &self.request_queue)
             .field("reconnect", &self.reconnect)
             .field("restore_subscriptions", &self.restore_subscriptions)
             .field("session_lost", &self.session_lost)
@@ -122,6 +127,7 @@ impl Options {
             request_response_information: false,
             request_problem_information: None,
             user_properties: Vec::new(),
+            request_queue: 100,
             reconnect: Backoff::default(),
             restore_subscriptions: true,
             session_lost: SessionLostPolicy::ResendAsNew,
@@ -171,10 +177,12 @@ impl Options {
         self
     }
 
-    /// Sets both our Receive Maximum and our outgoing window to `n` (at least 1).
+    /// Sets our Receive Maximum, our outgoing window and the request queue to `n`
+    /// (at least 1).
     pub fn with_inflight(mut self, n: u16) -> Self {
         self.receive_maximum = n.max(1);
         self.max_inflight = n.max(1);
+        self.request_queue = usize::from(n.max(1));
         self
     }
 

@@ -29,8 +29,8 @@ async fn roundtrip(version: ProtocolVersion) {
             .publish("t/a", qos, false, format!("{qos:?}"))
             .await
             .unwrap();
-        assert_eq!(handle.packet_id().is_some(), qos != QoS::AtMostOnce);
-        handle.await.unwrap();
+        let outcome = handle.await.unwrap();
+        assert_eq!(outcome.packet_id.is_some(), qos != QoS::AtMostOnce);
         let mut m = tokio::time::timeout(Duration::from_secs(5), incoming.recv())
             .await
             .unwrap()

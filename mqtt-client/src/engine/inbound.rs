@@ -191,7 +191,7 @@ impl<T> Engine<T> {
         };
         if publish.qos == QoS::ExactlyOnce && self.awaiting_release.contains(packet_id) {
             // Already handed over and PUBREC'd: the same message again, on a
-            // resumed session or not [MQTT-4.3.3-9]. Acknowledge, do not deliver.
+            // resumed session or not [MQTT-4.3.3-10]. Acknowledge, do not deliver.
             self.write_ack(
                 now,
                 PacketType::PubRec,
@@ -330,7 +330,8 @@ impl<T> Engine<T> {
             self.incoming_head += 1;
             self.incoming_ids.remove(packet_id);
             if qos == QoS::ExactlyOnce {
-                // PUBREC with a failure code ends the flow [MQTT-4.3.3-?]: no PUBREL follows.
+                // PUBREC with a failure code ends the flow: no PUBREL follows [MQTT-4.3.3-4], and a
+                // later PUBLISH with this identifier is new [MQTT-4.3.3-9].
                 if reason.is_success() {
                     self.awaiting_release.insert(packet_id);
                 }
@@ -374,7 +375,8 @@ impl<T> Engine<T> {
         {
             ReasonCode::SUCCESS
         } else {
-            // A PUBREL resent after our PUBCOMP was lost, or unknown [MQTT-4.3.3-?].
+            // A PUBREL resent after our PUBCOMP was lost, or unknown: answered all the same
+            // [MQTT-4.3.3-11], with 0x92 in MQTT 5.
             ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
         };
         self.write_ack(
@@ -418,7 +420,7 @@ impl<T> Engine<T> {
             .map(|e| e.stage);
         match stage {
             Some(Stage::Publish) if !ack.reason_code.is_success() => {
-                // A failure PUBREC ends the flow: no PUBREL [MQTT-4.3.3-?].
+                // A failure PUBREC ends the flow: no PUBREL [MQTT-4.3.3-4].
                 if let Some(entry) = self.out.remove(&id) {
                     self.ids.free(ack.packet_id);
                     let result = finish(Some(ack.packet_id), ack.reason_code, ack.properties);
@@ -431,9 +433,10 @@ impl<T> Engine<T> {
             }
             Some(Stage::Publish) | Some(Stage::Release) => {
                 if let Some(entry) = self.out.get_mut(&id) {
+                    // The payload is kept: if the session is lost before PUBCOMP,
+                    // `SessionLostPolicy::ResendAsNew` sends the message again (a
+                    // broker such as mosquitto forwards QoS 2 only at PUBREL).
                     entry.stage = Stage::Release;
-                    // Only the id is needed from here on: let the payload go.
-                    entry.publish.payload = bytes::Bytes::new();
                 }
                 self.write_ack(
                     now,

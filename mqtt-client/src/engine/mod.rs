@@ -727,10 +727,10 @@ impl<T> Engine<T> {
         for timer in fired {
             match timer {
                 Timer::ConnectTimeout => {
-                    self.end_connection(now, ConnectionError::ConnectTimeout, None)
+                    self.end_connection(now, ConnectionError::ConnectTimeout, None);
                 }
                 Timer::PingResponse => {
-                    self.end_connection(now, ConnectionError::KeepAliveTimeout, None)
+                    self.end_connection(now, ConnectionError::KeepAliveTimeout, None);
                 }
                 Timer::KeepAlive => self.keep_alive_due(now),
                 Timer::Reconnect => {}

@@ -37,14 +37,21 @@ impl<T> Engine<T> {
             let error = if self.state == State::Closed {
                 PublishError::Closed
             } else {
-                PublishError::ConnectionLost
+                PublishError::NotReady
             };
             return Err(Refused { error, token });
         }
         publish.dup = false;
         publish.packet_id = None;
         if publish.qos != QoS::AtMostOnce {
-            publish.packet_id = self.ids.alloc();
+            let Some(id) = self.ids.alloc() else {
+                // `can_publish` checked for a free identifier; kept for safety.
+                return Err(Refused {
+                    error: PublishError::NotReady,
+                    token,
+                });
+            };
+            publish.packet_id = Some(id);
         }
         let packet = Packet::Publish(publish);
         if let Err(error) = self.check_size(&packet) {
