@@ -109,6 +109,7 @@ impl Client {
         oneshot::Receiver<Result<(), ConnectionError>>,
     ) {
         let (events, _) = broadcast::channel(64);
+        let auto_ack = options.auto_ack;
         let shared = Arc::new(Shared {
             epoch: AtomicU64::new(0),
             server: Mutex::new(ServerInfo::default()),
@@ -136,6 +137,7 @@ impl Client {
             Client { commands, shared },
             Incoming {
                 messages: message_rx,
+                auto_ack,
             },
             first_rx,
         )
@@ -342,17 +344,32 @@ impl Future for PublishHandle {
 #[derive(Debug)]
 pub struct Incoming {
     messages: mpsc::Receiver<Message>,
+    auto_ack: bool,
 }
 
 impl Incoming {
     /// The next message; `None` once the client is closed and all were taken.
+    ///
+    /// With [`Options::auto_ack`], a QoS 1/2 message is acknowledged here, as it
+    /// is taken: credit is granted only as fast as the application pulls.
     pub async fn recv(&mut self) -> Option<Message> {
-        self.messages.recv().await
+        let message = self.messages.recv().await;
+        message.map(|m| self.taken(m))
     }
 
     /// A message if one is ready.
     pub fn try_recv(&mut self) -> Option<Message> {
-        self.messages.try_recv().ok()
+        let message = self.messages.try_recv().ok();
+        message.map(|m| self.taken(m))
+    }
+
+    fn taken(&self, mut message: Message) -> Message {
+        if self.auto_ack {
+            // A stale token (the connection was lost meanwhile) is refused: the
+            // server sends the message again.
+            let _ = message.ack();
+        }
+        message
     }
 }
 
@@ -360,7 +377,8 @@ impl futures_core::Stream for Incoming {
     type Item = Message;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        self.messages.poll_recv(cx)
+        let polled = self.messages.poll_recv(cx);
+        polled.map(|m| m.map(|m| self.taken(m)))
     }
 }
 

@@ -73,6 +73,9 @@ pub(crate) enum Token {
 /// Commands taken from the queue in one go.
 const COMMAND_BATCH: usize = 256;
 
+/// Bytes waiting for the transport above which no command is taken.
+const WRITE_HIGH_WATER: usize = 1024 * 1024;
+
 /// Bytes asked of the transport per read.
 const READ_SIZE: usize = 64 * 1024;
 
@@ -114,6 +117,9 @@ impl<C: Connector> Driver<C> {
         first: Option<oneshot::Sender<Result<(), ConnectionError>>>,
     ) -> Self {
         options.jitter_seed = random_seed();
+        // Automatic acks are given by `Incoming` as the application takes each
+        // message, not by the engine on arrival: credit follows what is pulled.
+        options.auto_ack = false;
         let connect_timeout = options.connect_timeout;
         Self {
             engine: Engine::new(options),
@@ -210,7 +216,10 @@ impl<C: Connector> Driver<C> {
             .map(tokio::time::Instant::from_std);
         let reading = transport.is_some() && self.undelivered.is_empty();
         let writing = transport.is_some() && !self.write_queue.is_empty();
-        let taking = self.pending.is_none();
+        // Commands wait while the transport is behind: QoS 0 publishes take no
+        // window slot, and must not pile up in memory when the socket is blocked.
+        let taking = self.pending.is_none()
+            && self.write_queue.iter().map(Bytes::len).sum::<usize>() < WRITE_HIGH_WATER;
         let delivering = !self.undelivered.is_empty();
         if self.read_buf.capacity() - self.read_buf.len() < READ_SIZE / 4 {
             self.read_buf.reserve(READ_SIZE);
@@ -546,16 +555,27 @@ async fn write_some<S: tokio::io::AsyncWrite>(
     let Some(w) = writer else {
         return std::future::pending().await;
     };
-    let Some(front) = queue.front_mut() else {
-        return Ok(());
-    };
-    let n = w.write(front).await?;
+    // One system call for everything queued (up to 64 buffers).
+    let slices: Vec<std::io::IoSlice<'_>> = queue
+        .iter()
+        .take(64)
+        .map(|b| std::io::IoSlice::new(b))
+        .collect();
+    let mut n = w.write_vectored(&slices).await?;
+    drop(slices);
     if n == 0 {
         return Err(std::io::ErrorKind::WriteZero.into());
     }
-    front.advance(n);
-    if front.is_empty() {
-        queue.pop_front();
+    while n > 0 {
+        let Some(front) = queue.front_mut() else {
+            break;
+        };
+        let take = n.min(front.len());
+        front.advance(take);
+        n -= take;
+        if front.is_empty() {
+            queue.pop_front();
+        }
     }
     Ok(())
 }

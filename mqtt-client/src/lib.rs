@@ -80,6 +80,12 @@
 //! A runnable program is `examples/pubsub.rs`; the tests in `tests/` run the client
 //! against a real mosquitto.
 
+/// The README's examples (codec and client), compiled as doc tests here, where
+/// both crates are in scope.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 mod client;
 mod driver;
 pub mod engine;

@@ -74,11 +74,6 @@ mod arbitrary_impls;
 #[cfg(feature = "arbitrary")]
 pub use arbitrary_impls::ArbitraryPacket;
 
-/// The README's examples, compiled and run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
-
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
     Auth, ConnAck, Connect, Decoder, Disconnect, FixedHeader, LastWill, Packet, PacketType, PubAck,

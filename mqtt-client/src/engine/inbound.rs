@@ -401,6 +401,9 @@ impl<T> Engine<T> {
             return;
         }
         if let Some(entry) = self.out.remove(&id) {
+            // It may still wait to be resent (the server acked it from an
+            // earlier connection): it must not count against the window.
+            self.resend.retain(|&r| r != id);
             self.ids.free(ack.packet_id);
             let result = finish(Some(ack.packet_id), ack.reason_code, ack.properties);
             self.events.push_back(Event::PublishDone {
@@ -422,6 +425,9 @@ impl<T> Engine<T> {
             Some(Stage::Publish) if !ack.reason_code.is_success() => {
                 // A failure PUBREC ends the flow: no PUBREL [MQTT-4.3.3-4].
                 if let Some(entry) = self.out.remove(&id) {
+                    // It may still wait to be resent (the server acked it from an
+                    // earlier connection): it must not count against the window.
+                    self.resend.retain(|&r| r != id);
                     self.ids.free(ack.packet_id);
                     let result = finish(Some(ack.packet_id), ack.reason_code, ack.properties);
                     self.events.push_back(Event::PublishDone {
@@ -468,6 +474,9 @@ impl<T> Engine<T> {
             return;
         }
         if let Some(entry) = self.out.remove(&id) {
+            // It may still wait to be resent (the server acked it from an
+            // earlier connection): it must not count against the window.
+            self.resend.retain(|&r| r != id);
             self.ids.free(ack.packet_id);
             let result = finish(Some(ack.packet_id), ack.reason_code, ack.properties);
             self.events.push_back(Event::PublishDone {

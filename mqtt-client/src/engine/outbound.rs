@@ -219,7 +219,12 @@ impl<T> Engine<T> {
         build: impl FnOnce(PacketId) -> Packet,
         token: T,
     ) -> Result<PacketId, Refused<T, RequestError>> {
-        let Some(id) = self.ids.alloc().filter(|_| self.state == State::Connected) else {
+        // Checked before allocating: an identifier taken and then refused would leak.
+        let id = match self.state {
+            State::Connected => self.ids.alloc(),
+            _ => None,
+        };
+        let Some(id) = id else {
             let error = if self.state == State::Closed {
                 RequestError::Closed
             } else {
