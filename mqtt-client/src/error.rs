@@ -356,6 +356,9 @@ pub enum RequestError {
     /// Not connected: the request was not sent (a driver waits for the
     /// connection before giving requests to the engine).
     NotConnected,
+    /// All 65,535 packet identifiers are in use (a driver asks
+    /// [`crate::engine::Engine::can_request`] first).
+    NoFreeIdentifier,
     /// The client closed before the server answered.
     Closed,
 }
@@ -367,6 +370,7 @@ impl fmt::Display for RequestError {
             Self::NotSupported(what) => write!(f, "the server does not support {what}"),
             Self::PacketTooLarge => f.write_str("packet exceeds the server's maximum packet size"),
             Self::NotConnected => f.write_str("not connected"),
+            Self::NoFreeIdentifier => f.write_str("no free packet identifier"),
             Self::Closed => f.write_str("the client closed before the server answered"),
         }
     }

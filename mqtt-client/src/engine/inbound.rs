@@ -135,10 +135,10 @@ impl<T> Engine<T> {
         if let Some(at) = self.last_tx {
             self.wrote(at);
         }
+        self.events.push_back(Event::Connected { session_present });
         if !session_present {
             self.session_lost();
         }
-        self.events.push_back(Event::Connected { session_present });
         self.resend_after_connack(now, session_present);
     }
 
@@ -444,6 +444,9 @@ impl<T> Engine<T> {
                     // broker such as mosquitto forwards QoS 2 only at PUBREL).
                     entry.stage = Stage::Release;
                 }
+                // Answered while still waiting to be resent: the PUBREL below is its
+                // resend, and it is on the wire from now on.
+                self.resend.retain(|&r| r != id);
                 self.write_ack(
                     now,
                     PacketType::PubRel,

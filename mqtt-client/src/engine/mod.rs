@@ -407,7 +407,11 @@ impl<T> Engine<T> {
         let version = opts.version;
         let decoder = Decoder::new(version).with_max_packet_size(opts.maximum_packet_size);
         let client_id = opts.client_id.clone();
-        let rng = opts.jitter_seed | 1;
+        // xorshift needs a non-zero state; every seed gives its own sequence.
+        let rng = match opts.jitter_seed ^ 0x9E37_79B9_7F4A_7C15 {
+            0 => 1,
+            x => x,
+        };
         Self {
             version,
             state: State::Idle,

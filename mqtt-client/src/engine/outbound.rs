@@ -225,10 +225,10 @@ impl<T> Engine<T> {
             _ => None,
         };
         let Some(id) = id else {
-            let error = if self.state == State::Closed {
-                RequestError::Closed
-            } else {
-                RequestError::NotConnected
+            let error = match self.state {
+                State::Closed => RequestError::Closed,
+                State::Connected => RequestError::NoFreeIdentifier,
+                _ => RequestError::NotConnected,
             };
             return Err(Refused { error, token });
         };
@@ -267,9 +267,12 @@ impl<T> Engine<T> {
         let mut groups: Vec<(SubscribeProperties, Vec<(MqttString, SubscriptionOptions)>)> =
             Vec::new();
         for (filter, active) in &self.subscriptions {
-            // Filters already being (re)subscribed by a pending request are skipped.
+            // Filters already being (re)subscribed by a pending request are skipped,
+            // and so are those the application is unsubscribing from: the pending
+            // UNSUBSCRIBE goes first, and a restore after it would undo it.
             let pending = self.requests.values().any(|r| match &r.packet {
                 Packet::Subscribe(s) => s.filters.iter().any(|(f, _)| f == filter),
+                Packet::Unsubscribe(u) => u.filters.iter().any(|f| f == filter),
                 _ => false,
             });
             if pending {

@@ -1,0 +1,395 @@
+//! Engine: reconnection in virtual time. The backoff schedule with and without
+//! jitter, attempt counting and its reset, giving up, reconnection turned off,
+//! and when the engine wants a transport.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+mod engine_common;
+
+use std::io;
+use std::time::Duration;
+
+use engine_common::*;
+use mqtt_client::engine::{Event, State};
+use mqtt_client::{Backoff, ConnectionError, Options, ProtocolVersion, PublishError, QoS};
+use mqtt_codec::packet::ConnAck;
+use mqtt_codec::property::ConnAckProperties;
+use mqtt_codec::reason::ReasonCode;
+
+const V5: ProtocolVersion = ProtocolVersion::V5;
+
+fn backoff(initial_ms: u64, max_ms: u64, multiplier: f64) -> Backoff {
+    Backoff {
+        initial: Duration::from_millis(initial_ms),
+        max: Duration::from_millis(max_ms),
+        multiplier,
+        max_attempts: None,
+        jitter: false,
+        enabled: true,
+    }
+}
+
+fn with_backoff(b: Backoff) -> Options {
+    options(V5).with_reconnect(b)
+}
+
+fn refused() -> ConnectionError {
+    ConnectionError::io(io::Error::new(
+        io::ErrorKind::ConnectionRefused,
+        "connection refused",
+    ))
+}
+
+/// The driver could not open a transport: the engine is told so from Idle.
+fn fail_open(h: &mut Harness) {
+    assert!(h.engine.wants_transport(h.now));
+    h.engine.handle_transport_closed(h.now, Some(refused()));
+    h.flush();
+}
+
+/// The single `Reconnecting` event left, as (attempt, delay).
+fn reconnecting(h: &mut Harness) -> (u32, Duration) {
+    let events = h.events();
+    match events.as_slice() {
+        [Event::Reconnecting { attempt, delay }] => (*attempt, *delay),
+        [Event::ConnectionLost(_), Event::Reconnecting { attempt, delay }] => (*attempt, *delay),
+        other => panic!("expected Reconnecting, got {other:#?}"),
+    }
+}
+
+/// Delays of `n` reconnection attempts that all fail to open.
+fn delays(h: &mut Harness, n: usize) -> Vec<Duration> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let (_, delay) = reconnecting(h);
+        let waited = h.advance_to_reconnect();
+        assert_eq!(waited, delay, "the deadline is the announced delay");
+        out.push(delay);
+        fail_open(h);
+    }
+    out
+}
+
+#[test]
+fn without_jitter_the_schedule_is_initial_times_multiplier_capped_at_max() {
+    let mut h = Harness::connected_with(
+        with_backoff(backoff(1_000, 10_000, 2.0)),
+        ConnAckProperties::EMPTY,
+    );
+    h.drop_transport(reset());
+
+    let got = delays(&mut h, 7);
+
+    let ms = |n| Duration::from_millis(n);
+    assert_eq!(
+        got,
+        vec![
+            ms(1_000),
+            ms(2_000),
+            ms(4_000),
+            ms(8_000),
+            ms(10_000),
+            ms(10_000),
+            ms(10_000)
+        ]
+    );
+}
+
+#[test]
+fn reconnecting_events_number_the_attempts() {
+    let mut h = Harness::connected_with(
+        with_backoff(backoff(100, 60_000, 3.0)),
+        ConnAckProperties::EMPTY,
+    );
+
+    h.drop_transport(reset());
+
+    let events = h.events();
+    assert_matches!(
+        events.as_slice(),
+        [
+            Event::ConnectionLost(ConnectionError::Io(_)),
+            Event::Reconnecting { attempt: 1, delay }
+        ] if *delay == Duration::from_millis(100)
+    );
+    for (attempt, ms) in [(2, 300), (3, 900), (4, 2_700)] {
+        h.advance_to_reconnect();
+        fail_open(&mut h);
+        assert_eq!(reconnecting(&mut h), (attempt, Duration::from_millis(ms)));
+    }
+}
+
+#[test]
+fn every_kind_of_failed_attempt_counts() {
+    let mut h = Harness::connected_with(
+        with_backoff(backoff(1_000, 60_000, 2.0)),
+        ConnAckProperties::EMPTY,
+    );
+    h.drop_transport(reset());
+    assert_eq!(reconnecting(&mut h), (1, SEC));
+
+    // Attempt 1: the transport does not open.
+    h.advance_to_reconnect();
+    fail_open(&mut h);
+    assert_eq!(reconnecting(&mut h), (2, SEC * 2));
+    // Attempt 2: no CONNACK in time.
+    h.advance_to_reconnect();
+    h.open();
+    h.advance_to_next_deadline();
+    assert!(h.close_if_done());
+    assert_eq!(reconnecting(&mut h), (3, SEC * 4));
+    // Attempt 3: refused, server busy.
+    h.advance_to_reconnect();
+    h.open();
+    h.deliver(ConnAck {
+        session_present: false,
+        reason_code: ReasonCode::SERVER_BUSY,
+        properties: ConnAckProperties::EMPTY,
+    });
+    assert!(h.close_if_done());
+    assert_eq!(reconnecting(&mut h), (4, SEC * 8));
+    // Attempt 4: the transport drops before CONNACK.
+    h.advance_to_reconnect();
+    h.open();
+    h.drop_transport(reset());
+    assert_eq!(reconnecting(&mut h), (5, SEC * 16));
+}
+
+#[test]
+fn with_jitter_each_delay_is_in_the_upper_half_and_fixed_by_the_seed() {
+    let run = |seed: u64| {
+        let mut opts = with_backoff(Backoff {
+            jitter: true,
+            ..backoff(1_000, 30_000, 2.0)
+        });
+        opts.jitter_seed = seed;
+        let mut h = Harness::connected_with(opts, ConnAckProperties::EMPTY);
+        h.drop_transport(reset());
+        delays(&mut h, 12)
+    };
+    let nominal = backoff(1_000, 30_000, 2.0);
+
+    let first = run(42);
+
+    for (i, d) in first.iter().enumerate() {
+        let n = nominal.nominal_delay(u32::try_from(i + 1).unwrap());
+        assert!(
+            *d >= n / 2 && *d <= n,
+            "attempt {}: {d:?} outside [{:?}, {n:?}]",
+            i + 1,
+            n / 2
+        );
+    }
+    assert_eq!(run(42), first, "same seed, same delays");
+    assert_ne!(run(1_042), first, "another seed, other delays");
+    let distinct: std::collections::HashSet<_> = first
+        .iter()
+        .zip(1u32..)
+        .map(|(d, i)| d.as_nanos() * 1_000 / nominal.nominal_delay(i).as_nanos())
+        .collect();
+    assert!(distinct.len() > 1, "the jitter varies: {first:?}");
+}
+
+#[test]
+fn attempts_count_from_one_again_after_a_connack() {
+    let mut h = Harness::connected_with(
+        with_backoff(backoff(1_000, 60_000, 2.0)),
+        ConnAckProperties::EMPTY,
+    );
+    h.drop_transport(reset());
+    delays(&mut h, 3);
+    assert_eq!(reconnecting(&mut h), (4, SEC * 8));
+
+    h.reconnect(true, ConnAckProperties::EMPTY);
+    assert_matches!(
+        h.events().as_slice(),
+        [Event::Connected {
+            session_present: true
+        }]
+    );
+    h.drop_transport(reset());
+
+    assert_eq!(reconnecting(&mut h), (1, SEC));
+}
+
+#[test]
+fn the_first_connection_failing_to_open_is_attempt_one() {
+    let mut h = Harness::new(with_backoff(backoff(1_000, 60_000, 2.0)));
+
+    fail_open(&mut h);
+
+    assert_eq!(reconnecting(&mut h), (1, SEC));
+    assert_eq!(h.engine.state(), State::Idle);
+}
+
+#[test]
+fn wants_a_transport_only_once_the_delay_has_passed() {
+    let mut h = Harness::connected_with(
+        with_backoff(backoff(1_500, 60_000, 2.0)),
+        ConnAckProperties::EMPTY,
+    );
+    h.drop_transport(reset());
+    h.events();
+    let lost_at = h.now;
+
+    assert!(!h.engine.wants_transport(h.now));
+    assert_eq!(
+        h.engine.poll_timeout(),
+        Some(lost_at + Duration::from_millis(1_500))
+    );
+    h.advance(Duration::from_millis(1_499));
+    assert!(!h.engine.wants_transport(h.now));
+    // A driver that checks without having handled the deadline yet.
+    assert!(h
+        .engine
+        .wants_transport(lost_at + Duration::from_millis(1_500)));
+    h.advance(MS);
+    assert!(h.engine.wants_transport(h.now));
+    h.open();
+    assert!(!h.engine.wants_transport(h.now));
+}
+
+#[test]
+fn gives_up_after_max_attempts_failed_in_a_row() {
+    let mut h = Harness::connected_with(
+        with_backoff(Backoff {
+            max_attempts: Some(3),
+            ..backoff(1_000, 60_000, 2.0)
+        }),
+        ConnAckProperties::EMPTY,
+    );
+    let (token, _) = h.publish_id(message("t", QoS::AtLeastOnce, b"x"));
+    h.drop_transport(reset());
+    assert_eq!(reconnecting(&mut h), (1, SEC));
+
+    for attempt in 2..=3 {
+        h.advance_to_reconnect();
+        fail_open(&mut h);
+        assert_eq!(reconnecting(&mut h).0, attempt);
+    }
+    h.advance_to_reconnect();
+    fail_open(&mut h);
+
+    let events = h.events();
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_matches!(
+        &events[0],
+        Event::PublishDone { token: t, result: Err(PublishError::Closed) } if *t == token
+    );
+    assert_matches!(events[1], Event::Closed(ConnectionError::Io(_)));
+    assert!(h.engine.is_closed());
+    assert!(!h.engine.wants_transport(h.now + SEC * 3600));
+    assert_eq!(h.engine.poll_timeout(), None);
+}
+
+#[test]
+fn max_attempts_counts_again_after_a_connack() {
+    let mut h = Harness::connected_with(
+        with_backoff(Backoff {
+            max_attempts: Some(1),
+            ..backoff(1_000, 60_000, 2.0)
+        }),
+        ConnAckProperties::EMPTY,
+    );
+    for _ in 0..3 {
+        h.lose_connection();
+        h.reconnect(true, ConnAckProperties::EMPTY);
+        h.events();
+    }
+    h.drop_transport(reset());
+    h.events();
+    h.advance_to_reconnect();
+    fail_open(&mut h);
+
+    assert_matches!(
+        h.events().as_slice(),
+        [Event::Closed(ConnectionError::Io(_))]
+    );
+}
+
+#[test]
+fn with_reconnection_off_the_first_loss_closes() {
+    let mut h = Harness::connected_with(
+        with_backoff(Backoff {
+            enabled: false,
+            ..backoff(1_000, 60_000, 2.0)
+        }),
+        ConnAckProperties::EMPTY,
+    );
+    let (token, _) = h.publish_id(message("t", QoS::ExactlyOnce, b"x"));
+    h.subscribe(&[("a", QoS::AtLeastOnce)]);
+
+    h.drop_transport(reset());
+
+    let events = h.events();
+    assert_eq!(events.len(), 4, "{events:#?}");
+    assert_matches!(events[0], Event::ConnectionLost(ConnectionError::Io(_)));
+    assert_matches!(
+        &events[1],
+        Event::PublishDone { token: t, result: Err(PublishError::Closed) } if *t == token
+    );
+    assert_matches!(
+        events[2],
+        Event::SubscribeDone {
+            result: Err(mqtt_client::RequestError::Closed),
+            ..
+        }
+    );
+    assert_matches!(events[3], Event::Closed(ConnectionError::Io(_)));
+    assert!(h.engine.is_closed());
+    assert!(!h.engine.wants_transport(h.now + SEC * 3600));
+}
+
+#[test]
+fn with_reconnection_off_a_failed_first_open_closes() {
+    let mut h = Harness::new(with_backoff(Backoff {
+        enabled: false,
+        ..backoff(1_000, 60_000, 2.0)
+    }));
+
+    fail_open(&mut h);
+
+    assert_matches!(
+        h.events().as_slice(),
+        [Event::Closed(ConnectionError::Io(_))]
+    );
+}
+
+#[test]
+fn nominal_delays_are_sane_at_the_edges() {
+    let b = backoff(500, 30_000, 2.0);
+    assert_eq!(b.nominal_delay(1), Duration::from_millis(500));
+    assert_eq!(b.nominal_delay(0), Duration::from_millis(500));
+    assert_eq!(b.nominal_delay(7), Duration::from_millis(30_000));
+    assert_eq!(b.nominal_delay(u32::MAX), Duration::from_millis(30_000));
+    // A multiplier below 1 does not shrink the delays.
+    let flat = backoff(500, 30_000, 0.5);
+    assert_eq!(flat.nominal_delay(5), Duration::from_millis(500));
+}
+
+#[test]
+fn a_closed_engine_ignores_further_transport_news() {
+    let mut h = Harness::connected_with(
+        with_backoff(Backoff {
+            enabled: false,
+            ..backoff(1_000, 60_000, 2.0)
+        }),
+        ConnAckProperties::EMPTY,
+    );
+    h.drop_transport(reset());
+    h.events();
+
+    h.engine.handle_transport_open(h.now);
+    h.engine.handle_transport_closed(h.now, Some(reset()));
+    h.engine.handle_timeout(h.now + SEC * 3600);
+    h.flush();
+
+    h.assert_nothing_sent();
+    h.assert_no_events();
+    assert!(h.engine.is_closed());
+}
