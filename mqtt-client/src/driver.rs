@@ -169,6 +169,8 @@ impl<C: Connector> Driver<C> {
             }
             self.step(&mut transport).await;
         }
+        // The events of the last step (ConnectionLost, Closed, completions) first.
+        self.outputs();
         self.finish();
     }
 
@@ -452,13 +454,15 @@ impl<C: Connector> Driver<C> {
                 self.shared
                     .epoch
                     .store(self.engine.connection(), Ordering::Release);
-                if let Some(first) = self.first.take() {
-                    let _ = first.send(Ok(()));
-                }
+                // Broadcast first: a receiver made right after `Client::connect`
+                // returns never sees this connection's event.
                 let _ = self
                     .shared
                     .events
                     .send(ConnectionEvent::Connected { session_present });
+                if let Some(first) = self.first.take() {
+                    let _ = first.send(Ok(()));
+                }
             }
             Event::ConnectionLost(error) => {
                 // Tokens of the lost connection are now stale.

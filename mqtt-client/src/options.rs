@@ -51,6 +51,14 @@ pub struct Options {
     /// The most QoS 1/2 PUBLISHes we keep unacknowledged towards the server; the
     /// effective window is the minimum of this and the server's Receive Maximum.
     pub max_inflight: u16,
+    /// Disconnect (0x93) a server that sends more unacknowledged QoS 1/2 messages
+    /// than our Receive Maximum [MQTT-3.3.4-9]: true by default. When false the
+    /// excess is taken and counted ([`crate::engine::Engine::receive_maximum_overruns`]):
+    /// mosquitto up to 2.0.12 overruns the Receive Maximum when it holds a backlog
+    /// for the client, and on every resumed session after that, so a strict client
+    /// cannot drain that backlog. Memory stays bounded either way: the client stops
+    /// reading the socket while the application does not take messages.
+    pub strict_receive_maximum: bool,
     /// Maximum Packet Size we accept, advertised (MQTT 5) and enforced on every
     /// incoming packet (DISCONNECT 0x95).
     pub maximum_packet_size: u32,
@@ -97,6 +105,7 @@ impl std::fmt::Debug for Options {
             .field("will", &self.will)
             .field("receive_maximum", &self.receive_maximum)
             .field("max_inflight", &self.max_inflight)
+            .field("strict_receive_maximum", &self.strict_receive_maximum)
             .field("maximum_packet_size", &self.maximum_packet_size)
             .field("topic_alias_maximum", &self.topic_alias_maximum)
             .field("request_queue", &self.request_queue)
@@ -124,6 +133,7 @@ impl Options {
             will: None,
             receive_maximum: 100,
             max_inflight: 100,
+            strict_receive_maximum: true,
             maximum_packet_size: mqtt_codec::MAX_PACKET_SIZE,
             topic_alias_maximum: 0,
             request_response_information: false,
@@ -225,7 +235,8 @@ pub enum SessionLostPolicy {
 /// The delay before attempt `n` (1-based) is `min(initial × multiplier^(n-1),
 /// max)`, then, with `jitter`, drawn uniformly from its upper half `[d/2, d]`, so
 /// that a fleet restarting together spreads out while no delay shrinks below half
-/// of the schedule. The count starts again after every accepted CONNACK.
+/// of the schedule. The count starts again once a connection has stayed up for
+/// `stable_after`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Backoff {
     /// Delay before the first reconnection attempt.
@@ -240,6 +251,11 @@ pub struct Backoff {
     pub jitter: bool,
     /// Reconnect at all; when false, the first lost connection closes the client.
     pub enabled: bool,
+    /// A connection counts as established, and the attempt count starts again,
+    /// only once it has stayed up this long after its CONNACK. A server that
+    /// accepts and then drops the client at once (a session taken over, a limit
+    /// hit on every resume) meets a growing delay, not a reconnection loop.
+    pub stable_after: Duration,
 }
 
 impl Default for Backoff {
@@ -251,6 +267,7 @@ impl Default for Backoff {
             max_attempts: None,
             jitter: true,
             enabled: true,
+            stable_after: Duration::from_secs(10),
         }
     }
 }

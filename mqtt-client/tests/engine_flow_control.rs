@@ -327,3 +327,28 @@ fn acks_are_never_held_back_by_a_full_outgoing_window() {
     assert_eq!(h.take_sent(), vec![puback(7)]);
     h.assert_no_events();
 }
+
+#[test]
+fn a_lenient_client_takes_and_counts_an_overrun_and_still_acks_in_order() {
+    let mut opts = options(V5);
+    opts.receive_maximum = 2;
+    opts.strict_receive_maximum = false;
+    let mut h = Harness::connected_with(opts, ConnAckProperties::EMPTY);
+    for id in 1..=4 {
+        h.deliver(publish(id, "t", Q1, b"x"));
+    }
+    let messages = h.messages();
+    assert_eq!(messages.len(), 4, "the overrun is taken, not refused");
+    h.assert_nothing_sent();
+    assert_eq!(h.engine.receive_maximum_overruns(), 2);
+    assert_eq!(h.engine.state(), mqtt_client::engine::State::Connected);
+    // Acked last to first: the PUBACKs still follow the arrival order.
+    let tickets: Vec<_> = messages.iter().map(|m| m.ack.unwrap()).collect();
+    for t in tickets.iter().rev() {
+        h.ack(*t).unwrap();
+    }
+    assert_eq!(
+        h.take_sent(),
+        vec![puback(1), puback(2), puback(3), puback(4)]
+    );
+}

@@ -31,6 +31,8 @@ fn backoff(initial_ms: u64, max_ms: u64, multiplier: f64) -> Backoff {
         max_attempts: None,
         jitter: false,
         enabled: true,
+        // The count starts again at every CONNACK here; `stable_after` has its own tests.
+        stable_after: Duration::ZERO,
     }
 }
 
@@ -392,4 +394,33 @@ fn a_closed_engine_ignores_further_transport_news() {
     h.assert_nothing_sent();
     h.assert_no_events();
     assert!(h.engine.is_closed());
+}
+
+#[test]
+fn a_connection_dropped_right_after_its_connack_does_not_reset_the_count() {
+    let mut h = Harness::connected_with(
+        with_backoff(Backoff {
+            stable_after: SEC * 5,
+            ..backoff(1_000, 60_000, 2.0)
+        }),
+        ConnAckProperties::EMPTY,
+    );
+    // Established for longer than `stable_after`: the first loss is attempt 1.
+    h.advance(SEC * 6);
+    h.drop_transport(reset());
+    assert_eq!(reconnecting(&mut h), (1, SEC));
+    // Each later connection is accepted and dropped at once: the delay keeps growing.
+    for (attempt, delay) in [(2, SEC * 2), (3, SEC * 4), (4, SEC * 8)] {
+        h.reconnect(true, ConnAckProperties::EMPTY);
+        h.events();
+        h.advance(SEC);
+        h.drop_transport(reset());
+        assert_eq!(reconnecting(&mut h), (attempt, delay));
+    }
+    // One that lasts resets it.
+    h.reconnect(true, ConnAckProperties::EMPTY);
+    h.events();
+    h.advance(SEC * 5);
+    h.drop_transport(reset());
+    assert_eq!(reconnecting(&mut h), (1, SEC));
 }

@@ -130,7 +130,7 @@ impl<T> Engine<T> {
             self.client_id = id.to_owned();
         }
         self.state = State::Connected;
-        self.attempt = 0;
+        self.connected_at = Some(now);
         self.had_session = true;
         if let Some(at) = self.last_tx {
             self.wrote(at);
@@ -210,12 +210,15 @@ impl<T> Engine<T> {
             && self.incoming_inflight() >= usize::from(self.opts.receive_maximum.max(1))
         {
             // [MQTT-3.3.4-9] the server must not exceed our Receive Maximum.
-            self.violation(
-                now,
-                Violation::ReceiveMaximumExceeded,
-                ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
-            );
-            return;
+            if self.opts.strict_receive_maximum {
+                self.violation(
+                    now,
+                    Violation::ReceiveMaximumExceeded,
+                    ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                );
+                return;
+            }
+            self.overruns += 1;
         }
         let seq = self.incoming_head + self.incoming.len() as u64;
         let qos = publish.qos;

@@ -114,7 +114,8 @@ pub enum Event<T> {
     ConnectionLost(ConnectionError),
     /// The next connection attempt will start after `delay`.
     Reconnecting {
-        /// Attempts since the last accepted CONNACK, this one included.
+        /// Attempts since the last established connection (see
+        /// [`crate::Backoff::stable_after`]), this one included.
         attempt: u32,
         /// The delay before it.
         delay: Duration,
@@ -377,6 +378,10 @@ pub struct Engine<T> {
     ping_outstanding: bool,
     reading_paused: bool,
     attempt: u32,
+    /// When the current connection's CONNACK was accepted.
+    connected_at: Option<Instant>,
+    /// QoS 1/2 messages taken beyond our Receive Maximum (lenient mode).
+    overruns: u64,
     rng: u64,
     events: VecDeque<Event<T>>,
     // Outgoing.
@@ -429,6 +434,8 @@ impl<T> Engine<T> {
             ping_outstanding: false,
             reading_paused: false,
             attempt: 0,
+            connected_at: None,
+            overruns: 0,
             rng,
             events: VecDeque::new(),
             ids: PacketIds::new(),
@@ -504,6 +511,12 @@ impl<T> Engine<T> {
     /// messages awaiting PUBREL: what counts against our Receive Maximum.
     pub fn incoming_inflight(&self) -> usize {
         self.incoming.len() + self.awaiting_release.len() as usize
+    }
+
+    /// QoS 1/2 messages the server sent beyond our Receive Maximum and that were
+    /// taken because [`Options::strict_receive_maximum`] is off.
+    pub fn receive_maximum_overruns(&self) -> u64 {
+        self.overruns
     }
 
     /// Packet identifiers in use.
@@ -638,6 +651,11 @@ impl<T> Engine<T> {
         let fatal = self.closing_for_good || error.is_fatal() || !self.opts.reconnect.enabled;
         if was_up {
             self.events.push_back(Event::ConnectionLost(error.clone()));
+        }
+        if let Some(at) = self.connected_at.take() {
+            if now.saturating_duration_since(at) >= self.opts.reconnect.stable_after {
+                self.attempt = 0;
+            }
         }
         self.attempt = self.attempt.saturating_add(1);
         let exhausted = self

@@ -86,6 +86,9 @@ pub(crate) fn options(version: ProtocolVersion) -> Options {
             max_attempts: None,
             jitter: false,
             enabled: true,
+            // Every accepted CONNACK starts the count again (tests of `stable_after`
+            // set it themselves).
+            stable_after: Duration::ZERO,
         })
 }
 
