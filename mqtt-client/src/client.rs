@@ -77,7 +77,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects and waits for the first CONNACK. Returns the error of the first
+    /// Connects and waits for the first CONNACK (within a tokio runtime: the
+    /// driver is a spawned task). Returns the error of the first
     /// attempt if it fails (a refused CONNACK, an unreachable server): a
     /// misconfiguration shows at start-up. Later connections are automatic.
     pub async fn connect<C: Connector>(
@@ -92,8 +93,9 @@ impl Client {
         }
     }
 
-    /// Starts the client without waiting: the first connection is attempted at
-    /// once and retried with backoff like any reconnection.
+    /// Starts the client without waiting (within a tokio runtime): the first
+    /// connection is attempted at once and retried with backoff like any
+    /// reconnection.
     pub fn start<C: Connector>(options: Options, connector: C) -> (Client, Incoming) {
         let (client, incoming, _) = Self::spawn(options, connector, false);
         (client, incoming)
