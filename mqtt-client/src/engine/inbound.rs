@@ -353,6 +353,20 @@ impl<T> Engine<T> {
         reason: ReasonCode,
         properties: AckProperties,
     ) {
+        if reason == ReasonCode::SUCCESS && properties.is_empty() {
+            // The common ack is four bytes in both versions [MQTT-3.4.2-1]: written
+            // directly rather than through the general encoder.
+            let first = match kind {
+                PacketType::PubAck => 0x40,
+                PacketType::PubRec => 0x50,
+                PacketType::PubRel => 0x62,
+                _ => 0x70,
+            };
+            let [hi, lo] = packet_id.get().to_be_bytes();
+            self.tx.extend_from_slice(&[first, 0x02, hi, lo]);
+            self.wrote(now);
+            return;
+        }
         let ack = PubAck {
             packet_id,
             reason_code: reason,
@@ -395,24 +409,29 @@ impl<T> Engine<T> {
 
     fn on_puback(&mut self, now: Instant, ack: PubAck) {
         let id = ack.packet_id.get();
-        // An ack for an identifier we do not await (a late duplicate) is ignored.
-        if !self
-            .out
-            .get(&id)
-            .is_some_and(|e| e.stage == Stage::Publish && e.publish.qos == QoS::AtLeastOnce)
-        {
+        let Some(entry) = self.out.remove(&id) else {
+            // An ack for an identifier we do not await (a late duplicate): ignored.
+            return;
+        };
+        if entry.stage != Stage::Publish || entry.publish.qos != QoS::AtLeastOnce {
+            // Not a QoS 1 flow awaiting PUBACK: ignored, the flow goes on.
+            self.out.insert(id, entry);
             return;
         }
-        if let Some(entry) = self.out.remove(&id) {
-            // It may still wait to be resent (the server acked it from an
-            // earlier connection): it must not count against the window.
+        self.completed(now, id, ack, entry.token);
+    }
+
+    /// The end of an outgoing flow: the identifier and the window slot are free.
+    fn completed(&mut self, now: Instant, id: u16, ack: PubAck, token: T) {
+        if !self.resend.is_empty() {
+            // It may still wait to be resent (the server acked it from an earlier
+            // connection): it must not count against the window.
             self.resend.retain(|&r| r != id);
-            self.ids.free(ack.packet_id);
-            let result = finish(Some(ack.packet_id), ack.reason_code, ack.properties);
-            self.events.push_back(Event::PublishDone {
-                token: entry.token,
-                result,
-            });
+        }
+        self.ids.free(ack.packet_id);
+        let result = finish(Some(ack.packet_id), ack.reason_code, ack.properties);
+        self.events.push_back(Event::PublishDone { token, result });
+        if !self.resend.is_empty() {
             self.pump_resend(now);
         }
     }
@@ -428,16 +447,7 @@ impl<T> Engine<T> {
             Some(Stage::Publish) if !ack.reason_code.is_success() => {
                 // A failure PUBREC ends the flow: no PUBREL [MQTT-4.3.3-4].
                 if let Some(entry) = self.out.remove(&id) {
-                    // It may still wait to be resent (the server acked it from an
-                    // earlier connection): it must not count against the window.
-                    self.resend.retain(|&r| r != id);
-                    self.ids.free(ack.packet_id);
-                    let result = finish(Some(ack.packet_id), ack.reason_code, ack.properties);
-                    self.events.push_back(Event::PublishDone {
-                        token: entry.token,
-                        result,
-                    });
-                    self.pump_resend(now);
+                    self.completed(now, id, ack, entry.token);
                 }
             }
             Some(Stage::Publish) | Some(Stage::Release) => {
@@ -476,21 +486,14 @@ impl<T> Engine<T> {
 
     fn on_pubcomp(&mut self, now: Instant, ack: PubAck) {
         let id = ack.packet_id.get();
-        if !self.out.get(&id).is_some_and(|e| e.stage == Stage::Release) {
+        let Some(entry) = self.out.remove(&id) else {
+            return;
+        };
+        if entry.stage != Stage::Release {
+            self.out.insert(id, entry);
             return;
         }
-        if let Some(entry) = self.out.remove(&id) {
-            // It may still wait to be resent (the server acked it from an
-            // earlier connection): it must not count against the window.
-            self.resend.retain(|&r| r != id);
-            self.ids.free(ack.packet_id);
-            let result = finish(Some(ack.packet_id), ack.reason_code, ack.properties);
-            self.events.push_back(Event::PublishDone {
-                token: entry.token,
-                result,
-            });
-            self.pump_resend(now);
-        }
+        self.completed(now, id, ack, entry.token);
     }
 
     // ----- SUBACK / UNSUBACK -------------------------------------------------------

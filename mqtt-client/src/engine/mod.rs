@@ -67,7 +67,7 @@ mod inbound;
 mod outbound;
 mod timer;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -82,7 +82,7 @@ use mqtt_codec::{PacketId, ProtocolVersion, QoS};
 use crate::error::{ConnectionError, PublishError, RequestError};
 use crate::options::Options;
 
-use ids::{IdSet, PacketIds};
+use ids::{IdMap, IdSet, PacketIds};
 pub use timer::Timer;
 use timer::Timers;
 
@@ -387,10 +387,10 @@ pub struct Engine<T> {
     // Outgoing.
     ids: PacketIds,
     seq: u64,
-    out: HashMap<u16, OutEntry<T>>,
+    out: IdMap<OutEntry<T>>,
     /// Identifiers of `out` entries to (re)send once the window allows, in order.
     resend: VecDeque<u16>,
-    requests: HashMap<u16, Request<T>>,
+    requests: IdMap<Request<T>>,
     /// QoS 0 PUBLISHes in `tx`: complete when `tx` is handed to the driver.
     qos0_pending: Vec<T>,
     subscriptions: Vec<(MqttString, ActiveSubscription)>,
@@ -440,9 +440,9 @@ impl<T> Engine<T> {
             events: VecDeque::new(),
             ids: PacketIds::new(),
             seq: 0,
-            out: HashMap::new(),
+            out: IdMap::default(),
             resend: VecDeque::new(),
-            requests: HashMap::new(),
+            requests: IdMap::default(),
             qos0_pending: Vec::new(),
             subscriptions: Vec::new(),
             incoming: VecDeque::new(),

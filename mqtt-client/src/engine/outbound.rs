@@ -126,15 +126,17 @@ impl<T> Engine<T> {
 
     /// [MQTT-3.1.2-24] nothing larger than the server's Maximum Packet Size.
     fn check_size(&self, packet: &Packet) -> Result<(), PublishError> {
+        // Without a server maximum, encoding checks the protocol's own limit.
+        let Some(maximum) = self.server.maximum_packet_size() else {
+            return Ok(());
+        };
         let size = packet
             .encoded_len(self.version)
             .map_err(PublishError::Encode)?;
-        match self.server.maximum_packet_size() {
-            Some(maximum) if size > maximum as usize => {
-                Err(PublishError::PacketTooLarge { size, maximum })
-            }
-            _ => Ok(()),
+        if size > maximum as usize {
+            return Err(PublishError::PacketTooLarge { size, maximum });
         }
+        Ok(())
     }
 
     /// Takes a SUBSCRIBE. Refused before sending when the server said it has no
