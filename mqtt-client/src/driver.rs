@@ -73,8 +73,9 @@ pub(crate) enum Token {
 /// Commands taken from the queue in one go.
 const COMMAND_BATCH: usize = 256;
 
-/// Bytes waiting for the transport above which no command is taken.
-const WRITE_HIGH_WATER: usize = 1024 * 1024;
+/// Bytes waiting for the transport above which no input is taken until they are
+/// written (bounds memory when the socket is blocked, and batches writes).
+const WRITE_FIRST: usize = 64 * 1024;
 
 /// Bytes asked of the transport per read.
 const READ_SIZE: usize = 64 * 1024;
@@ -216,12 +217,15 @@ impl<C: Connector> Driver<C> {
             .engine
             .poll_timeout()
             .map(tokio::time::Instant::from_std);
-        let reading = transport.is_some() && self.undelivered.is_empty();
-        let writing = transport.is_some() && !self.write_queue.is_empty();
+        let queued: usize = self.write_queue.iter().map(Bytes::len).sum();
+        // Writing comes last in the select below (it waits for input to pause);
+        // past `WRITE_FIRST` queued bytes, input waits for the write instead.
+        let behind = queued >= WRITE_FIRST;
+        let reading = transport.is_some() && self.undelivered.is_empty() && !behind;
+        let writing = transport.is_some() && queued > 0;
         // Commands wait while the transport is behind: QoS 0 publishes take no
         // window slot, and must not pile up in memory when the socket is blocked.
-        let taking = self.pending.is_none()
-            && self.write_queue.iter().map(Bytes::len).sum::<usize>() < WRITE_HIGH_WATER;
+        let taking = self.pending.is_none() && !behind;
         let delivering = !self.undelivered.is_empty();
         if self.read_buf.capacity() - self.read_buf.len() < READ_SIZE / 4 {
             self.read_buf.reserve(READ_SIZE);
@@ -238,12 +242,6 @@ impl<C: Connector> Driver<C> {
                 // Take every ack already queued before anything else.
                 while let Ok(ack) = self.acks.try_recv() {
                     let _ = self.engine.ack(now, ack.ticket, ack.reason, ack.properties);
-                }
-            }
-            result = write_some(writer, &mut self.write_queue), if writing => {
-                if let Err(e) = result {
-                    *transport = None;
-                    self.engine.handle_transport_closed(Instant::now(), Some(ConnectionError::io(e)));
                 }
             }
             permit = async { self.messages.clone().reserve_owned().await }, if delivering => {
@@ -312,6 +310,14 @@ impl<C: Connector> Driver<C> {
                         // Every handle is gone: nobody can use the client any more.
                         self.engine.disconnect(Instant::now(), ReasonCode::NORMAL_DISCONNECTION, DisconnectProperties::EMPTY);
                     }
+                }
+            }
+            // Last: bytes go out once no input is ready, so that one system call
+            // carries everything a burst of input produced (acks, publishes).
+            result = write_some(writer, &mut self.write_queue), if writing => {
+                if let Err(e) = result {
+                    *transport = None;
+                    self.engine.handle_transport_closed(Instant::now(), Some(ConnectionError::io(e)));
                 }
             }
         }
