@@ -274,6 +274,7 @@ impl Meter {
         Snapshot {
             at: Instant::now(),
             cpu: process_cpu(self.clk_tck),
+            syscalls: process_syscalls(),
             broker_cpu: self.broker.cpu_time(),
         }
     }
@@ -285,8 +286,22 @@ struct Snapshot {
     at: Instant,
     /// User + system CPU of this process; `None` if `/proc/self/stat` was unreadable.
     cpu: Option<Duration>,
+    /// Read and write system calls of this process so far (`/proc/self/io`).
+    syscalls: Option<u64>,
     /// CPU of the broker process.
     broker_cpu: Duration,
+}
+
+/// Read-like plus write-like system calls of this process (`syscr` + `syscw` of
+/// `/proc/self/io`): both clients' socket reads and writes, with little else.
+fn process_syscalls() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some(field("syscr:")? + field("syscw:")?)
 }
 
 /// User + system CPU time of this process: fields 14 and 15 of `/proc/self/stat`.
@@ -581,6 +596,12 @@ impl RunResult {
 
     fn per_message_us(&self, cpu: Duration) -> Option<f64> {
         (self.delivery.unique > 0).then(|| cpu.as_secs_f64() * 1e6 / self.delivery.unique as f64)
+    }
+
+    /// Read and write system calls of this process per distinct message received.
+    fn syscalls_per_message(&self) -> Option<f64> {
+        let calls = self.end.syscalls?.checked_sub(self.start.syscalls?)?;
+        (self.delivery.unique > 0).then(|| calls as f64 / self.delivery.unique as f64)
     }
 
     /// CPU of this process per distinct message received, µs.
@@ -936,6 +957,14 @@ impl Series {
         )
     }
 
+    fn median_syscalls(&self) -> Option<f64> {
+        median(
+            self.completed()
+                .filter_map(RunResult::syscalls_per_message)
+                .collect(),
+        )
+    }
+
     fn median_broker_cpu(&self) -> Option<f64> {
         median(
             self.completed()
@@ -1101,9 +1130,10 @@ fn describe(result: Option<&RunResult>) -> String {
     };
     let anomalies = r.anomalies();
     format!(
-        "{} msgs/s, client CPU {} µs/msg, broker CPU {} µs/msg, {:.3} s, {} PUBLISH received, {}",
+        "{} msgs/s, client CPU {} µs/msg, {} syscalls/msg, broker CPU {} µs/msg, {:.3} s, {} PUBLISH received, {}",
         fmt_rate(Some(r.msgs_per_sec())),
         fmt_us(r.client_cpu_us()),
+        fmt_us(r.syscalls_per_message()),
         fmt_us(r.broker_cpu_us()),
         r.elapsed().as_secs_f64(),
         r.delivery.received,
@@ -1188,9 +1218,9 @@ fn report(settings: &Settings, clk_tck: u64, all: &[Series]) -> String {
     let _ = writeln!(
         md,
         "| QoS | client | protocol | msgs/s (median) | client CPU µs/msg (median) \
-         | broker CPU µs/msg (median) | all runs msgs/s | delivery |"
+         | client syscalls/msg (median) | broker CPU µs/msg (median) | all runs msgs/s | delivery |"
     );
-    let _ = writeln!(md, "|---|---|---|---:|---:|---:|---|---|");
+    let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---|---|");
     for &qos in &settings.qos_levels {
         let of = |client: Client| all.iter().find(|s| s.qos == qos && s.client == client);
         for s in all.iter().filter(|s| s.qos == qos) {
@@ -1206,11 +1236,12 @@ fn report(settings: &Settings, clk_tck: u64, all: &[Series]) -> String {
                 .collect();
             let _ = writeln!(
                 md,
-                "| {qos} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {qos} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 s.client.label(),
                 s.protocol().unwrap_or("n/a"),
                 fmt_rate(s.median_rate()),
                 fmt_us(s.median_client_cpu()),
+                fmt_us(s.median_syscalls()),
                 fmt_us(s.median_broker_cpu()),
                 runs.join(", "),
                 delivery_note(s),
@@ -1220,9 +1251,10 @@ fn report(settings: &Settings, clk_tck: u64, all: &[Series]) -> String {
             if ours.median_rate().is_some() && theirs.median_rate().is_some() {
                 let _ = writeln!(
                     md,
-                    "| {qos} | **ours/rumqttc** | | {} | {} | {} | | |",
+                    "| {qos} | **ours/rumqttc** | | {} | {} | {} | {} | | |",
                     fmt_ratio(ours.median_rate(), theirs.median_rate()),
                     fmt_ratio(ours.median_client_cpu(), theirs.median_client_cpu()),
+                    fmt_ratio(ours.median_syscalls(), theirs.median_syscalls()),
                     fmt_ratio(ours.median_broker_cpu(), theirs.median_broker_cpu()),
                 );
             }

@@ -140,6 +140,7 @@ impl Client {
             Incoming {
                 messages: message_rx,
                 auto_ack,
+                taken: Vec::new(),
             },
             first_rx,
         )
@@ -347,31 +348,69 @@ impl Future for PublishHandle {
 pub struct Incoming {
     messages: mpsc::Receiver<Message>,
     auto_ack: bool,
+    /// Auto-ack mode: tokens of messages taken, acknowledged when the application
+    /// comes back for more.
+    taken: Vec<AckToken>,
 }
+
+/// Auto-acks held before they are sent even if messages keep coming.
+const AUTO_ACK_BATCH: usize = 32;
 
 impl Incoming {
     /// The next message; `None` once the client is closed and all were taken.
     ///
-    /// With [`Options::auto_ack`], a QoS 1/2 message is acknowledged here, as it
-    /// is taken: credit is granted only as fast as the application pulls.
+    /// With [`Options::auto_ack`], each QoS 1/2 message is acknowledged when the
+    /// application asks for the next one (a sequential consumer has processed it
+    /// by then), in batches of at most 32 while messages keep coming, and at once
+    /// when none is waiting or when `Incoming` is dropped. Credit is granted only
+    /// as fast as the application pulls.
     pub async fn recv(&mut self) -> Option<Message> {
+        if let Some(message) = self.ready() {
+            return Some(message);
+        }
+        self.flush_auto_acks();
         let message = self.messages.recv().await;
-        message.map(|m| self.taken(m))
+        message.map(|m| self.take(m))
     }
 
     /// A message if one is ready.
     pub fn try_recv(&mut self) -> Option<Message> {
-        let message = self.messages.try_recv().ok();
-        message.map(|m| self.taken(m))
-    }
-
-    fn taken(&self, mut message: Message) -> Message {
-        if self.auto_ack {
-            // A stale token (the connection was lost meanwhile) is refused: the
-            // server sends the message again.
-            let _ = message.ack();
+        let message = self.ready();
+        if message.is_none() {
+            self.flush_auto_acks();
         }
         message
+    }
+
+    fn ready(&mut self) -> Option<Message> {
+        let message = self.messages.try_recv().ok()?;
+        if self.taken.len() >= AUTO_ACK_BATCH {
+            self.flush_auto_acks();
+        }
+        Some(self.take(message))
+    }
+
+    fn take(&mut self, mut message: Message) -> Message {
+        if self.auto_ack {
+            if let Some(token) = message.take_ack_token() {
+                self.taken.push(token);
+            }
+        }
+        message
+    }
+
+    fn flush_auto_acks(&mut self) {
+        for token in self.taken.drain(..) {
+            // A stale token (the connection was lost meanwhile) is refused: the
+            // server sends the message again.
+            let _ = token.ack();
+        }
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        self.flush_auto_acks();
     }
 }
 
@@ -379,8 +418,12 @@ impl futures_core::Stream for Incoming {
     type Item = Message;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        if let Some(message) = self.ready() {
+            return Poll::Ready(Some(message));
+        }
+        self.flush_auto_acks();
         let polled = self.messages.poll_recv(cx);
-        polled.map(|m| m.map(|m| self.taken(m)))
+        polled.map(|m| m.map(|m| self.take(m)))
     }
 }
 

@@ -82,9 +82,10 @@ pub struct Options {
     /// finds no session.
     pub session_lost: SessionLostPolicy,
     /// Acknowledge every incoming QoS 1/2 message automatically (simple uses).
-    /// The [`crate::Client`] acks each message as the application takes it from
-    /// [`crate::Incoming`], so credit is still granted only as fast as it pulls;
-    /// the engine alone acks on arrival. Off by default: the application acks.
+    /// The [`crate::Client`] acks a message when the application asks
+    /// [`crate::Incoming`] for the next one (see [`crate::Incoming::recv`]), so
+    /// credit is still granted only as fast as it pulls; the engine alone acks on
+    /// arrival. Off by default: the application acks.
     pub auto_ack: bool,
     /// Seed of the jitter of the reconnection delays. The tokio driver replaces it
     /// with a random seed; the engine itself never draws randomness.
