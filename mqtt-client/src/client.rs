@@ -255,18 +255,26 @@ impl Client {
 
     /// Disconnects normally (reason 0x00) and waits until the transport is closed.
     pub async fn disconnect(&self) {
-        self.disconnect_with(
-            ReasonCode::NORMAL_DISCONNECTION,
-            DisconnectProperties::EMPTY,
-        )
-        .await;
+        // 0x00 without properties is valid in every version: nothing to refuse.
+        let _ = self
+            .disconnect_with(
+                ReasonCode::NORMAL_DISCONNECTION,
+                DisconnectProperties::EMPTY,
+            )
+            .await;
     }
 
     /// Disconnects with a reason code and properties (MQTT 5; 3.1.1 sends a plain
-    /// DISCONNECT). Acks the application already gave are written first; then
-    /// DISCONNECT; unfinished publishes complete with [`PublishError::Closed`].
-    /// Use 0x04 (Disconnect with Will Message) to have the server publish the will.
-    pub async fn disconnect_with(&self, reason: ReasonCode, properties: DisconnectProperties) {
+    /// DISCONNECT), and waits until the transport is closed. Acks the application
+    /// already gave are written first; then DISCONNECT; unfinished publishes
+    /// complete with [`PublishError::Closed`]. Use 0x04 (Disconnect with Will
+    /// Message) to have the server publish the will. A reason code DISCONNECT
+    /// cannot carry is refused ([`RequestError::Encode`]) and the client goes on.
+    pub async fn disconnect_with(
+        &self,
+        reason: ReasonCode,
+        properties: DisconnectProperties,
+    ) -> Result<(), RequestError> {
         let (done, rx) = oneshot::channel();
         if self
             .commands
@@ -276,10 +284,12 @@ impl Client {
                 done,
             })
             .await
-            .is_ok()
+            .is_err()
         {
-            let _ = rx.await;
+            // Already closed.
+            return Ok(());
         }
+        rx.await.unwrap_or(Ok(()))
     }
 
     /// Connection events (connected, disconnected and why, reconnecting). A

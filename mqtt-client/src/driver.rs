@@ -50,7 +50,7 @@ pub(crate) enum Command {
     Disconnect {
         reason: ReasonCode,
         properties: DisconnectProperties,
-        done: oneshot::Sender<()>,
+        done: oneshot::Sender<Result<(), RequestError>>,
     },
 }
 
@@ -96,7 +96,7 @@ pub(crate) struct Driver<C: Connector> {
     /// A command taken from the channel that the engine cannot act on yet.
     pending: Option<Command>,
     /// Disconnect requests waiting for the transport to close.
-    disconnect_waiters: Vec<oneshot::Sender<()>>,
+    disconnect_waiters: Vec<oneshot::Sender<Result<(), RequestError>>>,
     first: Option<oneshot::Sender<Result<(), ConnectionError>>>,
     read_buf: BytesMut,
     write_queue: VecDeque<Bytes>,
@@ -203,7 +203,8 @@ impl<C: Connector> Driver<C> {
         if let Some(first) = self.first.take() {
             // `Client::connect`: the first attempt's failure is the caller's error.
             let _ = first.send(Err(error));
-            self.engine.disconnect(
+            // 0x00 and no properties: cannot be refused.
+            let _ = self.engine.disconnect(
                 now,
                 ReasonCode::NORMAL_DISCONNECTION,
                 DisconnectProperties::EMPTY,
@@ -308,7 +309,8 @@ impl<C: Connector> Driver<C> {
                     }
                     None => {
                         // Every handle is gone: nobody can use the client any more.
-                        self.engine.disconnect(Instant::now(), ReasonCode::NORMAL_DISCONNECTION, DisconnectProperties::EMPTY);
+                        // 0x00 and no properties: cannot be refused.
+                        let _ = self.engine.disconnect(Instant::now(), ReasonCode::NORMAL_DISCONNECTION, DisconnectProperties::EMPTY);
                     }
                 }
             }
@@ -394,8 +396,12 @@ impl<C: Connector> Driver<C> {
                 while let Ok(ack) = self.acks.try_recv() {
                     let _ = self.engine.ack(now, ack.ticket, ack.reason, ack.properties);
                 }
-                self.engine.disconnect(now, reason, properties);
-                self.disconnect_waiters.push(done);
+                match self.engine.disconnect(now, reason, properties) {
+                    Ok(()) => self.disconnect_waiters.push(done),
+                    Err(error) => {
+                        let _ = done.send(Err(error));
+                    }
+                }
             }
         }
     }
@@ -475,7 +481,8 @@ impl<C: Connector> Driver<C> {
                 self.shared.epoch.store(u64::MAX, Ordering::Release);
                 if let Some(first) = self.first.take() {
                     let _ = first.send(Err(error.clone()));
-                    self.engine.disconnect(
+                    // 0x00 and no properties: cannot be refused.
+                    let _ = self.engine.disconnect(
                         Instant::now(),
                         ReasonCode::NORMAL_DISCONNECTION,
                         DisconnectProperties::EMPTY,
@@ -526,7 +533,7 @@ impl<C: Connector> Driver<C> {
             }
         }
         for waiter in self.disconnect_waiters.drain(..) {
-            let _ = waiter.send(());
+            let _ = waiter.send(Ok(()));
         }
     }
 }
@@ -543,7 +550,7 @@ fn fail_command(command: Command) {
             let _ = done.send(Err(RequestError::Closed));
         }
         Command::Disconnect { done, .. } => {
-            let _ = done.send(());
+            let _ = done.send(Ok(()));
         }
     }
 }

@@ -48,11 +48,13 @@ fn v5_disconnect_follows_the_acks_already_given_and_carries_reason_and_propertie
     h.engine
         .ack(h.now, ticket, ReasonCode::SUCCESS, AckProperties::EMPTY)
         .unwrap();
-    h.engine.disconnect(
-        h.now,
-        ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
-        goodbye_properties(),
-    );
+    h.engine
+        .disconnect(
+            h.now,
+            ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
+            goodbye_properties(),
+        )
+        .unwrap();
     h.flush();
 
     assert_eq!(
@@ -360,4 +362,26 @@ fn every_connection_error_names_its_initiator() {
         assert_eq!(error.is_fatal(), fatal, "{error:?}");
         assert!(!error.to_string().is_empty());
     }
+}
+
+#[test]
+fn refuses_a_reason_code_disconnect_cannot_carry_and_changes_nothing() {
+    let mut h = Harness::connected(V5);
+    // 0x0B is not a DISCONNECT reason code; 0x8B (Server shutting down) is one.
+    let refused = h
+        .engine
+        .disconnect(h.now, ReasonCode(0x0B), DisconnectProperties::EMPTY);
+    assert_matches!(refused, Err(RequestError::Encode(_)));
+    h.flush();
+    h.assert_nothing_sent();
+    assert_eq!(h.engine.state(), State::Connected);
+    // The session goes on: a normal disconnect afterwards works.
+    h.disconnect(
+        ReasonCode::NORMAL_DISCONNECTION,
+        DisconnectProperties::EMPTY,
+    );
+    assert_eq!(
+        h.take_sent(),
+        vec![disconnect(ReasonCode::NORMAL_DISCONNECTION)]
+    );
 }

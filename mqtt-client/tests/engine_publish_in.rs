@@ -869,3 +869,28 @@ fn a_topic_alias_on_a_qos1_message_still_gets_its_ack() {
     assert_eq!(h.take_sent(), vec![puback(1), puback(2)]);
     h.assert_no_events();
 }
+
+#[test]
+fn a_decode_error_with_a_connack_only_code_disconnects_as_malformed() {
+    let mut h = Harness::connected(V5);
+    // A CONNECT from the server with the protocol name "MQTX": the codec's error
+    // maps to 0x84 (Unsupported Protocol Version), which only CONNACK may carry.
+    let connect = [
+        0x10, 0x0D, 0x00, 0x04, b'M', b'Q', b'T', b'X', 0x05, 0x02, 0x00, 0x3C, 0x00, 0x00, 0x00,
+    ];
+    let decoded = Decoder::new(V5).decode(&mut bytes::BytesMut::from(&connect[..]));
+    assert_eq!(decoded.unwrap_err().reason_code(), ReasonCode(0x84));
+    h.deliver_bytes(&connect);
+    assert_eq!(
+        h.take_sent(),
+        vec![disconnect(ReasonCode::MALFORMED_PACKET)]
+    );
+    let error = h.close_and_expect_reconnect();
+    assert_matches!(
+        error,
+        ConnectionError::ProtocolViolation {
+            reason: ReasonCode::MALFORMED_PACKET,
+            detail: Violation::Decode(_)
+        }
+    );
+}

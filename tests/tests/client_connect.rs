@@ -275,7 +275,8 @@ async fn will_messages(version: ProtocolVersion) {
             ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
             DisconnectProperties::EMPTY,
         )
-        .await;
+        .await
+        .unwrap();
     assert!(asked.is_closed());
     if version == ProtocolVersion::V5 {
         let mut m = recv(&mut wills).await;

@@ -27,7 +27,12 @@ impl<T> Engine<T> {
                 Ok(Some(packet)) => self.handle_packet(now, packet),
                 Ok(None) => break,
                 Err(e) => {
-                    let reason = e.reason_code();
+                    // Some decode errors carry a CONNACK-only code (0x84, for a
+                    // CONNECT the server must not send anyway): DISCONNECT says
+                    // Malformed Packet then.
+                    let reason = Some(e.reason_code())
+                        .filter(|r| r.is_valid_in(PacketType::Disconnect, ProtocolVersion::V5))
+                        .unwrap_or(ReasonCode::MALFORMED_PACKET);
                     self.violation(now, Violation::Decode(e), reason);
                 }
             }

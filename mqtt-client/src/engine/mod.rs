@@ -800,30 +800,36 @@ impl<T> Engine<T> {
 
     /// Ends the session on purpose: writes DISCONNECT (with `reason` and
     /// `properties` in MQTT 5) after everything already queued, then closes for
-    /// good. Unfinished publishes and requests complete with `Closed`.
+    /// good. Unfinished publishes and requests complete with `Closed`. A reason
+    /// code that DISCONNECT cannot carry, or properties that do not encode, are
+    /// refused and nothing changes.
     pub fn disconnect(
         &mut self,
         now: Instant,
         reason: ReasonCode,
         properties: DisconnectProperties,
-    ) {
+    ) -> Result<(), RequestError> {
+        let (reason, properties) = match self.version {
+            ProtocolVersion::V5 => (reason, properties),
+            // 3.1.1's DISCONNECT has neither.
+            ProtocolVersion::V311 => (
+                ReasonCode::NORMAL_DISCONNECTION,
+                DisconnectProperties::EMPTY,
+            ),
+        };
+        let disconnect = Packet::Disconnect(Box::new(mqtt_codec::packet::Disconnect {
+            reason_code: reason,
+            properties,
+        }));
+        // Refused before anything changes: a reason code not valid in DISCONNECT,
+        // properties that do not encode.
+        disconnect
+            .encoded_len(self.version)
+            .map_err(RequestError::Encode)?;
         self.closing_for_good = true;
         match self.state {
             State::Connected | State::Connecting => {
-                let properties = match self.version {
-                    ProtocolVersion::V5 => properties,
-                    ProtocolVersion::V311 => DisconnectProperties::EMPTY,
-                };
-                let reason = if self.version == ProtocolVersion::V5 {
-                    reason
-                } else {
-                    ReasonCode::NORMAL_DISCONNECTION
-                };
-                let disconnect = mqtt_codec::packet::Disconnect {
-                    reason_code: reason,
-                    properties,
-                };
-                self.write(now, &Packet::Disconnect(Box::new(disconnect)));
+                self.write(now, &disconnect);
                 self.ending = Some(ConnectionError::LocalDisconnect);
                 self.state = State::Closing;
                 self.timers.stop_all();
@@ -831,6 +837,7 @@ impl<T> Engine<T> {
             State::Idle => self.close_for_good(ConnectionError::LocalDisconnect),
             State::Closing | State::Closed => {}
         }
+        Ok(())
     }
 
     // ----- helpers -------------------------------------------------------------

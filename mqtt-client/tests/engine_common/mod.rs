@@ -539,7 +539,9 @@ impl Harness {
 
     /// The application disconnects.
     pub(crate) fn disconnect(&mut self, reason: ReasonCode, properties: DisconnectProperties) {
-        self.engine.disconnect(self.now, reason, properties);
+        self.engine
+            .disconnect(self.now, reason, properties)
+            .expect("a valid DISCONNECT");
         self.flush();
     }
 
