@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use mqtt_codec::packet::{Publish, SubscriptionOptions};
+use mqtt_codec::packet::{PacketType, Publish, SubscriptionOptions};
 use mqtt_codec::property::{
     AckProperties, DisconnectProperties, PublishProperties, SubscribeProperties,
     UnsubscribeProperties,
@@ -19,8 +19,10 @@ use mqtt_codec::string::MqttString;
 use mqtt_codec::{PacketId, QoS};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::driver::{self, Command};
-use crate::engine::{AckTicket, PublishOutcome, ServerInfo, SubscribeOutcome, UnsubscribeOutcome};
+use crate::driver::{self, Command, Control};
+use crate::engine::{
+    AckTicket, Engine, PublishOutcome, ServerInfo, SubscribeOutcome, UnsubscribeOutcome,
+};
 use crate::error::{AckError, ConnectionError, PublishError, RequestError};
 use crate::options::Options;
 use crate::transport::Connector;
@@ -63,6 +65,8 @@ pub(crate) struct Shared {
     pub(crate) client_id: Mutex<String>,
     pub(crate) closed: Mutex<Option<ConnectionError>>,
     pub(crate) events: broadcast::Sender<ConnectionEvent>,
+    /// The protocol version, for checking ack reason codes where they are given.
+    pub(crate) version: mqtt_codec::ProtocolVersion,
 }
 
 /// A handle to a running client: cheap to clone, usable from any task.
@@ -73,6 +77,7 @@ pub(crate) struct Shared {
 #[derive(Debug, Clone)]
 pub struct Client {
     commands: mpsc::Sender<Command>,
+    control: mpsc::UnboundedSender<Control>,
     shared: Arc<Shared>,
 }
 
@@ -85,20 +90,27 @@ impl Client {
         options: Options,
         connector: C,
     ) -> Result<(Client, Incoming), ConnectionError> {
+        Engine::<()>::check_options(&options)?;
         let (client, incoming, first) = Self::spawn(options, connector, true);
         match first.await {
             Ok(Ok(())) => Ok((client, incoming)),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(ConnectionError::LocalDisconnect),
+            Err(_) => Err(client
+                .closed_reason()
+                .unwrap_or(ConnectionError::LocalDisconnect)),
         }
     }
 
     /// Starts the client without waiting (within a tokio runtime): the first
     /// connection is attempted at once and retried with backoff like any
-    /// reconnection.
-    pub fn start<C: Connector>(options: Options, connector: C) -> (Client, Incoming) {
+    /// reconnection. Fails only when the options cannot make a valid CONNECT.
+    pub fn start<C: Connector>(
+        options: Options,
+        connector: C,
+    ) -> Result<(Client, Incoming), ConnectionError> {
+        Engine::<()>::check_options(&options)?;
         let (client, incoming, _) = Self::spawn(options, connector, false);
-        (client, incoming)
+        Ok((client, incoming))
     }
 
     fn spawn<C: Connector>(
@@ -118,9 +130,10 @@ impl Client {
             client_id: Mutex::new(options.client_id.clone()),
             closed: Mutex::new(None),
             events,
+            version: options.version,
         });
-        let (commands, command_rx) =
-            mpsc::channel(usize::from(options.max_inflight.max(1)).min(1024));
+        let (commands, command_rx) = mpsc::channel(options.request_queue.max(1));
+        let (control, control_rx) = mpsc::unbounded_channel();
         let (acks, ack_rx) = mpsc::unbounded_channel();
         let (messages, message_rx) = mpsc::channel(usize::from(options.receive_maximum.max(16)));
         let (first_tx, first_rx) = oneshot::channel();
@@ -129,6 +142,7 @@ impl Client {
             connector,
             shared.clone(),
             command_rx,
+            control_rx,
             ack_rx,
             acks,
             messages,
@@ -136,11 +150,14 @@ impl Client {
         );
         tokio::spawn(driver.run());
         (
-            Client { commands, shared },
+            Client {
+                commands,
+                control,
+                shared,
+            },
             Incoming {
                 messages: message_rx,
                 auto_ack,
-                taken: Vec::new(),
             },
             first_rx,
         )
@@ -276,16 +293,14 @@ impl Client {
         properties: DisconnectProperties,
     ) -> Result<(), RequestError> {
         let (done, rx) = oneshot::channel();
-        if self
-            .commands
-            .send(Command::Disconnect {
-                reason,
-                properties,
-                done,
-            })
-            .await
-            .is_err()
-        {
+        // Its own channel: a disconnect never waits behind publishes that wait for
+        // room in the window.
+        let control = Control::Disconnect {
+            reason,
+            properties,
+            done,
+        };
+        if self.control.send(control).is_err() {
             // Already closed.
             return Ok(());
         }
@@ -358,69 +373,33 @@ impl Future for PublishHandle {
 pub struct Incoming {
     messages: mpsc::Receiver<Message>,
     auto_ack: bool,
-    /// Auto-ack mode: tokens of messages taken, acknowledged when the application
-    /// comes back for more.
-    taken: Vec<AckToken>,
 }
-
-/// Auto-acks held before they are sent even if messages keep coming.
-const AUTO_ACK_BATCH: usize = 32;
 
 impl Incoming {
     /// The next message; `None` once the client is closed and all were taken.
     ///
-    /// With [`Options::auto_ack`], each QoS 1/2 message is acknowledged when the
-    /// application asks for the next one (a sequential consumer has processed it
-    /// by then), in batches of at most 32 while messages keep coming, and at once
-    /// when none is waiting or when `Incoming` is dropped. Credit is granted only
-    /// as fast as the application pulls.
+    /// With [`Options::auto_ack`], a QoS 1/2 message is acknowledged here, as the
+    /// application takes it: credit is granted only as fast as it pulls. (An
+    /// application that must not lose a message it took but did not process acks
+    /// itself.)
     pub async fn recv(&mut self) -> Option<Message> {
-        if let Some(message) = self.ready() {
-            return Some(message);
-        }
-        self.flush_auto_acks();
         let message = self.messages.recv().await;
         message.map(|m| self.take(m))
     }
 
     /// A message if one is ready.
     pub fn try_recv(&mut self) -> Option<Message> {
-        let message = self.ready();
-        if message.is_none() {
-            self.flush_auto_acks();
-        }
-        message
+        let message = self.messages.try_recv().ok();
+        message.map(|m| self.take(m))
     }
 
-    fn ready(&mut self) -> Option<Message> {
-        let message = self.messages.try_recv().ok()?;
-        if self.taken.len() >= AUTO_ACK_BATCH {
-            self.flush_auto_acks();
-        }
-        Some(self.take(message))
-    }
-
-    fn take(&mut self, mut message: Message) -> Message {
+    fn take(&self, mut message: Message) -> Message {
         if self.auto_ack {
-            if let Some(token) = message.take_ack_token() {
-                self.taken.push(token);
-            }
-        }
-        message
-    }
-
-    fn flush_auto_acks(&mut self) {
-        for token in self.taken.drain(..) {
             // A stale token (the connection was lost meanwhile) is refused: the
             // server sends the message again.
-            let _ = token.ack();
+            let _ = message.ack();
         }
-    }
-}
-
-impl Drop for Incoming {
-    fn drop(&mut self) {
-        self.flush_auto_acks();
+        message
     }
 }
 
@@ -428,10 +407,6 @@ impl futures_core::Stream for Incoming {
     type Item = Message;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        if let Some(message) = self.ready() {
-            return Poll::Ready(Some(message));
-        }
-        self.flush_auto_acks();
         let polled = self.messages.poll_recv(cx);
         polled.map(|m| m.map(|m| self.take(m)))
     }
@@ -498,6 +473,23 @@ impl Message {
         }
     }
 
+    /// Acknowledges with a reason code and properties (MQTT 5), if there is
+    /// anything to acknowledge. An invalid reason code leaves the token in the
+    /// message, to ack again.
+    pub fn ack_with(
+        &mut self,
+        reason: ReasonCode,
+        properties: AckProperties,
+    ) -> Result<(), AckError> {
+        let Some(token) = self.token.take() else {
+            return Ok(());
+        };
+        token.ack_with(reason, properties).map_err(|failed| {
+            self.token = failed.token;
+            failed.error
+        })
+    }
+
     /// Splits into the PUBLISH and the ack token.
     pub fn into_parts(self) -> (Publish, Option<AckToken>) {
         (self.publish, self.token)
@@ -536,16 +528,50 @@ impl AckToken {
         self.ticket.packet_id()
     }
 
+    /// The message's QoS (1: PUBACK acknowledges it; 2: PUBREC).
+    pub fn qos(&self) -> QoS {
+        self.ticket.qos()
+    }
+
+    /// Whether `reason` may acknowledge this message: a PUBACK (QoS 1) or PUBREC
+    /// (QoS 2) reason code of the connection's protocol version (3.1.1 has only
+    /// success).
+    pub fn check(&self, reason: ReasonCode) -> Result<(), AckError> {
+        let kind = match self.ticket.qos() {
+            QoS::ExactlyOnce => PacketType::PubRec,
+            _ => PacketType::PubAck,
+        };
+        if reason.is_valid_in(kind, self.shared.version) {
+            Ok(())
+        } else {
+            Err(AckError::InvalidReasonCode)
+        }
+    }
+
     /// Acknowledges with success (PUBACK for QoS 1, PUBREC for QoS 2).
     pub fn ack(self) -> Result<(), AckError> {
         self.ack_with(ReasonCode::SUCCESS, AckProperties::EMPTY)
+            .map_err(|failed| failed.error)
     }
 
     /// Acknowledges with a reason code and properties (MQTT 5). A failure code
     /// (0x80 and above) refuses the message: the server will not send it again.
-    pub fn ack_with(self, reason: ReasonCode, properties: AckProperties) -> Result<(), AckError> {
+    ///
+    /// A reason code that cannot acknowledge this message ([`AckToken::check`])
+    /// is refused here, before anything is queued, and the token comes back in the
+    /// error to ack again: an invalid ack never holds up the acks behind it.
+    pub fn ack_with(self, reason: ReasonCode, properties: AckProperties) -> Result<(), AckFailed> {
+        if let Err(error) = self.check(reason) {
+            return Err(AckFailed {
+                error,
+                token: Some(self),
+            });
+        }
         if self.shared.epoch.load(Ordering::Acquire) != self.ticket.connection() {
-            return Err(AckError::StaleConnection);
+            return Err(AckFailed {
+                error: AckError::StaleConnection,
+                token: None,
+            });
         }
         self.acks
             .send(driver::AckCommand {
@@ -553,6 +579,27 @@ impl AckToken {
                 reason,
                 properties,
             })
-            .map_err(|_| AckError::Closed)
+            .map_err(|_| AckFailed {
+                error: AckError::Closed,
+                token: None,
+            })
     }
 }
+
+/// An ack that was not queued: why, and the token when it can be used again (an
+/// invalid reason code).
+#[derive(Debug)]
+pub struct AckFailed {
+    /// Why.
+    pub error: AckError,
+    /// The token, when the message can still be acknowledged with it.
+    pub token: Option<AckToken>,
+}
+
+impl std::fmt::Display for AckFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for AckFailed {}

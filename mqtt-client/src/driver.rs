@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use mqtt_codec::packet::{Publish, SubscriptionOptions};
@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{AckToken, ConnectionEvent, Message, Shared};
 use crate::engine::{
-    AckTicket, Engine, Event, PublishOutcome, SubscribeOutcome, UnsubscribeOutcome,
+    AckTicket, Engine, Event, PublishOutcome, State, SubscribeOutcome, UnsubscribeOutcome,
 };
 use crate::error::{ConnectionError, PublishError, RequestError};
 use crate::options::Options;
@@ -47,11 +47,26 @@ pub(crate) enum Command {
         properties: UnsubscribeProperties,
         done: oneshot::Sender<Result<UnsubscribeOutcome, RequestError>>,
     },
+}
+
+/// A request that must never wait behind commands: it has its own channel.
+#[derive(Debug)]
+pub(crate) enum Control {
     Disconnect {
         reason: ReasonCode,
         properties: DisconnectProperties,
         done: oneshot::Sender<Result<(), RequestError>>,
     },
+}
+
+/// Bytes for the transport, and the QoS 0 publishes they complete once written.
+#[derive(Debug)]
+struct Chunk {
+    bytes: Bytes,
+    written: Vec<(
+        oneshot::Sender<Result<PublishOutcome, PublishError>>,
+        PublishOutcome,
+    )>,
 }
 
 /// An application's ack.
@@ -85,9 +100,10 @@ type Halves<S> = (ReadHalf<S>, WriteHalf<S>);
 pub(crate) struct Driver<C: Connector> {
     engine: Engine<Token>,
     connector: C,
-    connect_timeout: std::time::Duration,
+    connect_timeout: Duration,
     shared: Arc<Shared>,
     commands: mpsc::Receiver<Command>,
+    control: mpsc::UnboundedReceiver<Control>,
     acks: mpsc::UnboundedReceiver<AckCommand>,
     ack_sender: mpsc::UnboundedSender<AckCommand>,
     messages: mpsc::Sender<Message>,
@@ -99,7 +115,9 @@ pub(crate) struct Driver<C: Connector> {
     disconnect_waiters: Vec<oneshot::Sender<Result<(), RequestError>>>,
     first: Option<oneshot::Sender<Result<(), ConnectionError>>>,
     read_buf: BytesMut,
-    write_queue: VecDeque<Bytes>,
+    write_queue: VecDeque<Chunk>,
+    /// How long the last bytes of a closing connection may take to be written.
+    flush_limit: Duration,
 }
 
 impl<C: Connector> Driver<C> {
@@ -112,6 +130,7 @@ impl<C: Connector> Driver<C> {
         connector: C,
         shared: Arc<Shared>,
         commands: mpsc::Receiver<Command>,
+        control: mpsc::UnboundedReceiver<Control>,
         acks: mpsc::UnboundedReceiver<AckCommand>,
         ack_sender: mpsc::UnboundedSender<AckCommand>,
         messages: mpsc::Sender<Message>,
@@ -122,12 +141,14 @@ impl<C: Connector> Driver<C> {
         // message, not by the engine on arrival: credit follows what is pulled.
         options.auto_ack = false;
         let connect_timeout = options.connect_timeout;
+        let flush_limit = options.ping_timeout.min(Duration::from_secs(5));
         Self {
             engine: Engine::new(options),
             connector,
             connect_timeout,
             shared,
             commands,
+            control,
             acks,
             ack_sender,
             messages,
@@ -137,6 +158,7 @@ impl<C: Connector> Driver<C> {
             first,
             read_buf: BytesMut::with_capacity(READ_SIZE),
             write_queue: VecDeque::new(),
+            flush_limit,
         }
     }
 
@@ -158,11 +180,16 @@ impl<C: Connector> Driver<C> {
             self.outputs();
             if let Some((_, writer)) = transport.as_mut() {
                 if self.engine.transport_done() {
-                    // Flush what the engine wrote last (acks, DISCONNECT), then close.
-                    let _ = flush(writer, &mut self.write_queue).await;
-                    let _ = writer.shutdown().await;
+                    // Flush what the engine wrote last (acks, DISCONNECT), then close;
+                    // bounded: a peer that stopped reading must not hold the driver.
+                    let limit = self.flush_limit;
+                    let _ = tokio::time::timeout(limit, async {
+                        flush(writer, &mut self.write_queue).await?;
+                        writer.shutdown().await
+                    })
+                    .await;
                     transport = None;
-                    self.write_queue.clear();
+                    self.transport_lost();
                     self.engine.handle_transport_closed(Instant::now(), None);
                     self.outputs();
                     continue;
@@ -172,7 +199,16 @@ impl<C: Connector> Driver<C> {
         }
         // The events of the last step (ConnectionLost, Closed, completions) first.
         self.outputs();
-        self.finish();
+        self.finish().await;
+    }
+
+    /// The transport is gone: what was not written never will be.
+    fn transport_lost(&mut self) {
+        for chunk in self.write_queue.drain(..) {
+            for (done, _) in chunk.written {
+                let _ = done.send(Err(PublishError::ConnectionLost));
+            }
+        }
     }
 
     /// Opens a transport; the engine learns the outcome.
@@ -182,7 +218,7 @@ impl<C: Connector> Driver<C> {
         match result {
             Ok(Ok(stream)) => {
                 self.read_buf.clear();
-                self.write_queue.clear();
+                self.transport_lost();
                 self.engine.handle_transport_open(now);
                 Some(tokio::io::split(stream))
             }
@@ -218,11 +254,15 @@ impl<C: Connector> Driver<C> {
             .engine
             .poll_timeout()
             .map(tokio::time::Instant::from_std);
-        let queued: usize = self.write_queue.iter().map(Bytes::len).sum();
+        let queued: usize = self.write_queue.iter().map(|c| c.bytes.len()).sum();
         // Writing comes last in the select below (it waits for input to pause);
         // past `WRITE_FIRST` queued bytes, input waits for the write instead.
         let behind = queued >= WRITE_FIRST;
-        let reading = transport.is_some() && self.undelivered.is_empty() && !behind;
+        // A CONNACK is read even while the application is behind: what follows it
+        // in the same read is bounded by one read.
+        let reading = transport.is_some()
+            && !behind
+            && (self.undelivered.is_empty() || self.engine.state() == State::Connecting);
         let writing = transport.is_some() && queued > 0;
         // Commands wait while the transport is behind: QoS 0 publishes take no
         // window slot, and must not pile up in memory when the socket is blocked.
@@ -237,6 +277,15 @@ impl<C: Connector> Driver<C> {
         };
         tokio::select! {
             biased;
+            control = self.control.recv() => match control {
+                Some(Control::Disconnect { reason, properties, done }) => {
+                    self.disconnect(Instant::now(), reason, properties, done);
+                }
+                None => {
+                    // Every `Client` handle is gone: nobody can use the client any more.
+                    self.disconnect_quietly(Instant::now());
+                }
+            },
             Some(ack) = self.acks.recv() => {
                 let now = Instant::now();
                 let _ = self.engine.ack(now, ack.ticket, ack.reason, ack.properties);
@@ -274,11 +323,13 @@ impl<C: Connector> Driver<C> {
                 match result {
                     Ok(0) => {
                         *transport = None;
+                        self.transport_lost();
                         self.engine.handle_transport_closed(now, Some(ConnectionError::TransportClosed));
                     }
                     Ok(_) => self.engine.handle_read(now, &mut self.read_buf),
                     Err(e) => {
                         *transport = None;
+                        self.transport_lost();
                         self.engine.handle_transport_closed(now, Some(ConnectionError::io(e)));
                     }
                 }
@@ -307,11 +358,8 @@ impl<C: Connector> Driver<C> {
                             }
                         }
                     }
-                    None => {
-                        // Every handle is gone: nobody can use the client any more.
-                        // 0x00 and no properties: cannot be refused.
-                        let _ = self.engine.disconnect(Instant::now(), ReasonCode::NORMAL_DISCONNECTION, DisconnectProperties::EMPTY);
-                    }
+                    // Every handle is gone (also seen on the control channel).
+                    None => self.disconnect_quietly(Instant::now()),
                 }
             }
             // Last: bytes go out once no input is ready, so that one system call
@@ -319,6 +367,7 @@ impl<C: Connector> Driver<C> {
             result = write_some(writer, &mut self.write_queue), if writing => {
                 if let Err(e) = result {
                     *transport = None;
+                    self.transport_lost();
                     self.engine.handle_transport_closed(Instant::now(), Some(ConnectionError::io(e)));
                 }
             }
@@ -387,29 +436,52 @@ impl<C: Connector> Driver<C> {
                     }
                 }
             }
-            Command::Disconnect {
-                reason,
-                properties,
-                done,
-            } => {
-                // Acks already given go out first.
-                while let Ok(ack) = self.acks.try_recv() {
-                    let _ = self.engine.ack(now, ack.ticket, ack.reason, ack.properties);
-                }
-                match self.engine.disconnect(now, reason, properties) {
-                    Ok(()) => self.disconnect_waiters.push(done),
-                    Err(error) => {
-                        let _ = done.send(Err(error));
-                    }
+        }
+    }
+
+    /// The application disconnects: acks already given go out first, then
+    /// DISCONNECT; a command still waiting for room fails with `Closed`.
+    fn disconnect(
+        &mut self,
+        now: Instant,
+        reason: ReasonCode,
+        properties: DisconnectProperties,
+        done: oneshot::Sender<Result<(), RequestError>>,
+    ) {
+        while let Ok(ack) = self.acks.try_recv() {
+            let _ = self.engine.ack(now, ack.ticket, ack.reason, ack.properties);
+        }
+        match self.engine.disconnect(now, reason, properties) {
+            Ok(()) => {
+                self.disconnect_waiters.push(done);
+                if let Some(command) = self.pending.take() {
+                    fail_command(command);
                 }
             }
+            Err(error) => {
+                let _ = done.send(Err(error));
+            }
         }
+    }
+
+    fn disconnect_quietly(&mut self, now: Instant) {
+        let (done, _) = oneshot::channel();
+        // 0x00 and no properties: cannot be refused.
+        self.disconnect(
+            now,
+            ReasonCode::NORMAL_DISCONNECTION,
+            DisconnectProperties::EMPTY,
+            done,
+        );
     }
 
     /// Drains the engine's outputs: bytes to the write queue, events to their owners.
     fn outputs(&mut self) {
         while let Some(bytes) = self.engine.poll_transmit() {
-            self.write_queue.push_back(bytes);
+            self.write_queue.push_back(Chunk {
+                bytes,
+                written: Vec::new(),
+            });
         }
         while let Some(event) = self.engine.poll_event() {
             self.dispatch(event);
@@ -433,6 +505,18 @@ impl<C: Connector> Driver<C> {
                     }
                 } else {
                     self.undelivered.push_back(message);
+                }
+            }
+            Event::PublishDone {
+                token: Token::Publish(tx),
+                result: Ok(outcome),
+            } if outcome.packet_id.is_none() => {
+                // QoS 0: done when the bytes it left in (the last chunk) are written.
+                match self.write_queue.back_mut() {
+                    Some(chunk) => chunk.written.push((tx, outcome)),
+                    None => {
+                        let _ = tx.send(Ok(outcome));
+                    }
                 }
             }
             Event::PublishDone {
@@ -519,19 +603,31 @@ impl<C: Connector> Driver<C> {
     }
 
     /// The engine is closed: every waiting caller learns it.
-    fn finish(mut self) {
+    async fn finish(mut self) {
         self.commands.close();
+        self.control.close();
+        while let Ok(Control::Disconnect { done, .. }) = self.control.try_recv() {
+            let _ = done.send(Ok(()));
+        }
         if let Some(command) = self.pending.take() {
             fail_command(command);
         }
         while let Ok(command) = self.commands.try_recv() {
             fail_command(command);
         }
-        while let Some(message) = self.undelivered.pop_front() {
-            if self.messages.try_send(message).is_err() {
-                break;
+        // Messages already read are handed over while the application takes
+        // them (bounded: an application that stopped reading does not hold the task).
+        let undelivered = std::mem::take(&mut self.undelivered);
+        let messages = self.messages.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(5), async move {
+            for message in undelivered {
+                if messages.send(message).await.is_err() {
+                    break;
+                }
             }
-        }
+        })
+        .await;
+        self.transport_lost();
         for waiter in self.disconnect_waiters.drain(..) {
             let _ = waiter.send(Ok(()));
         }
@@ -549,9 +645,6 @@ fn fail_command(command: Command) {
         Command::Unsubscribe { done, .. } => {
             let _ = done.send(Err(RequestError::Closed));
         }
-        Command::Disconnect { done, .. } => {
-            let _ = done.send(Ok(()));
-        }
     }
 }
 
@@ -567,7 +660,7 @@ async fn read_some<S: tokio::io::AsyncRead>(
 
 async fn write_some<S: tokio::io::AsyncWrite>(
     writer: Option<&mut WriteHalf<S>>,
-    queue: &mut VecDeque<Bytes>,
+    queue: &mut VecDeque<Chunk>,
 ) -> std::io::Result<()> {
     let Some(w) = writer else {
         return std::future::pending().await;
@@ -576,7 +669,7 @@ async fn write_some<S: tokio::io::AsyncWrite>(
     let slices: Vec<std::io::IoSlice<'_>> = queue
         .iter()
         .take(64)
-        .map(|b| std::io::IoSlice::new(b))
+        .map(|c| std::io::IoSlice::new(&c.bytes))
         .collect();
     let mut n = w.write_vectored(&slices).await?;
     drop(slices);
@@ -587,11 +680,15 @@ async fn write_some<S: tokio::io::AsyncWrite>(
         let Some(front) = queue.front_mut() else {
             break;
         };
-        let take = n.min(front.len());
-        front.advance(take);
+        let take = n.min(front.bytes.len());
+        front.bytes.advance(take);
         n -= take;
-        if front.is_empty() {
-            queue.pop_front();
+        if front.bytes.is_empty() {
+            if let Some(chunk) = queue.pop_front() {
+                for (done, outcome) in chunk.written {
+                    let _ = done.send(Ok(outcome));
+                }
+            }
         }
     }
     Ok(())
@@ -599,10 +696,10 @@ async fn write_some<S: tokio::io::AsyncWrite>(
 
 async fn flush<S: tokio::io::AsyncWrite>(
     writer: &mut WriteHalf<S>,
-    queue: &mut VecDeque<Bytes>,
+    queue: &mut VecDeque<Chunk>,
 ) -> std::io::Result<()> {
-    while let Some(front) = queue.pop_front() {
-        writer.write_all(&front).await?;
+    while !queue.is_empty() {
+        write_some(Some(&mut *writer), queue).await?;
     }
     writer.flush().await
 }

@@ -52,6 +52,9 @@ pub enum ConnectionError {
     TransportClosed,
     /// The application disconnected.
     LocalDisconnect,
+    /// The options cannot make a valid CONNECT (a client id with U+0000, a will
+    /// too large to encode, ...): nothing was sent, and nothing will be.
+    InvalidOptions(String),
 }
 
 impl ConnectionError {
@@ -62,7 +65,8 @@ impl ConnectionError {
             Self::ProtocolViolation { .. }
             | Self::KeepAliveTimeout
             | Self::ConnectTimeout
-            | Self::LocalDisconnect => Initiator::Local,
+            | Self::LocalDisconnect
+            | Self::InvalidOptions(_) => Initiator::Local,
             Self::Io(_) | Self::TransportClosed => Initiator::Transport,
         }
     }
@@ -76,7 +80,7 @@ impl ConnectionError {
     pub fn is_fatal(&self) -> bool {
         match self {
             Self::Refused(r) => r.is_fatal(),
-            Self::LocalDisconnect => true,
+            Self::LocalDisconnect | Self::InvalidOptions(_) => true,
             _ => false,
         }
     }
@@ -107,6 +111,7 @@ impl fmt::Display for ConnectionError {
             Self::Io(e) => write!(f, "transport error: {e}"),
             Self::TransportClosed => f.write_str("the transport was closed without DISCONNECT"),
             Self::LocalDisconnect => f.write_str("disconnected by the application"),
+            Self::InvalidOptions(what) => write!(f, "invalid options: {what}"),
         }
     }
 }

@@ -93,7 +93,7 @@ mod error;
 mod options;
 pub mod transport;
 
-pub use client::{AckToken, Client, ConnectionEvent, Incoming, Message, PublishHandle};
+pub use client::{AckFailed, AckToken, Client, ConnectionEvent, Incoming, Message, PublishHandle};
 pub use engine::{PublishOutcome, ServerInfo, SubscribeOutcome, UnsubscribeOutcome};
 pub use error::{
     AckError, ConnectRefusal, ConnectionError, Initiator, PublishError, RefusalKind, RequestError,

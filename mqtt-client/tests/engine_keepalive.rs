@@ -229,7 +229,7 @@ fn keep_alive_zero_never_pings() {
 }
 
 #[test]
-fn paused_reading_suspends_the_pingresp_deadline_and_pingreqs_still_go() {
+fn paused_reading_suspends_the_pingresp_deadline_keeping_what_it_had_left() {
     let mut h = Harness::connected(V5);
     assert_eq!(run_until(&mut h, secs(60)), vec![Packet::PingReq]);
     h.advance(secs(5));
@@ -243,13 +243,14 @@ fn paused_reading_suspends_the_pingresp_deadline_and_pingreqs_still_go() {
     );
     assert_eq!(h.engine.state(), State::Connected);
 
-    // Reading again: the deadline starts over from now.
+    // Reading again: the deadline resumes with the 5 s it had left, not from zero,
+    // so a server that never answers is found even when reading keeps pausing.
     h.engine.set_reading_paused(h.now, false);
-    h.advance(secs(10) - MS);
+    h.advance(secs(5) - MS);
     assert_eq!(h.engine.state(), State::Connected);
     h.advance(MS);
     assert_eq!(h.engine.state(), State::Closing);
-    assert_eq!(h.elapsed(), secs(210));
+    assert_eq!(h.elapsed(), secs(205));
 }
 
 #[test]
@@ -311,4 +312,21 @@ fn a_pingresp_outstanding_at_disconnection_is_forgotten() {
     assert_eq!(h.engine.poll_timeout(), Some(h.now + secs(60)));
     assert_eq!(run_until(&mut h, secs(121)), vec![Packet::PingReq]);
     assert_eq!(h.engine.state(), State::Connected);
+}
+
+#[test]
+fn a_server_that_never_answers_is_found_even_when_reading_keeps_pausing() {
+    let mut h = Harness::connected(V5);
+    assert_eq!(run_until(&mut h, secs(60)), vec![Packet::PingReq]);
+    // Paused for 1 s out of every 2 s: only reading time counts, 10 s of it.
+    for _ in 0..9 {
+        h.advance(secs(1));
+        h.engine.set_reading_paused(h.now, true);
+        h.advance(secs(1));
+        h.engine.set_reading_paused(h.now, false);
+        assert_eq!(h.engine.state(), State::Connected);
+    }
+    h.advance(secs(1));
+    assert_eq!(h.engine.state(), State::Closing);
+    assert_eq!(h.elapsed(), secs(60 + 19));
 }

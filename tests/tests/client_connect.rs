@@ -119,7 +119,8 @@ async fn credentials(version: ProtocolVersion) {
             .with_credentials("alice", "nope")
             .with_reconnect(fast_backoff()),
         Tcp::new(&addr),
-    );
+    )
+    .unwrap();
     within(WAIT, "the started client to close", async {
         while !client.is_closed() {
             tokio::time::sleep(ms(10)).await;

@@ -423,18 +423,26 @@ impl<T> Engine<T> {
             self.out.insert(id, entry);
             return;
         }
-        self.completed(now, id, ack, entry.token);
+        let packet_id = ack.packet_id;
+        let result = finish(Some(packet_id), ack.reason_code, ack.properties);
+        self.completed(now, id, packet_id, result, entry.token);
     }
 
     /// The end of an outgoing flow: the identifier and the window slot are free.
-    fn completed(&mut self, now: Instant, id: u16, ack: PubAck, token: T) {
+    fn completed(
+        &mut self,
+        now: Instant,
+        id: u16,
+        packet_id: PacketId,
+        result: Result<PublishOutcome, PublishError>,
+        token: T,
+    ) {
         if !self.resend.is_empty() {
             // It may still wait to be resent (the server acked it from an earlier
             // connection): it must not count against the window.
             self.resend.retain(|&r| r != id);
         }
-        self.ids.free(ack.packet_id);
-        let result = finish(Some(ack.packet_id), ack.reason_code, ack.properties);
+        self.ids.free(packet_id);
         self.events.push_back(Event::PublishDone { token, result });
         if !self.resend.is_empty() {
             self.pump_resend(now);
@@ -452,7 +460,9 @@ impl<T> Engine<T> {
             Some(Stage::Publish) if !ack.reason_code.is_success() => {
                 // A failure PUBREC ends the flow: no PUBREL [MQTT-4.3.3-4].
                 if let Some(entry) = self.out.remove(&id) {
-                    self.completed(now, id, ack, entry.token);
+                    let packet_id = ack.packet_id;
+                    let result = finish(Some(packet_id), ack.reason_code, ack.properties);
+                    self.completed(now, id, packet_id, result, entry.token);
                 }
             }
             Some(Stage::Publish) | Some(Stage::Release) => {
@@ -498,7 +508,19 @@ impl<T> Engine<T> {
             self.out.insert(id, entry);
             return;
         }
-        self.completed(now, id, ack, entry.token);
+        let result = if ack.reason_code == ReasonCode::PACKET_IDENTIFIER_NOT_FOUND {
+            // After our PUBREL was resent, 0x92 means the server had completed
+            // the flow already (its first PUBCOMP was lost): the message was
+            // delivered. Success, with the code for the curious.
+            Ok(PublishOutcome {
+                packet_id: Some(ack.packet_id),
+                reason: ack.reason_code,
+                properties: ack.properties,
+            })
+        } else {
+            finish(Some(ack.packet_id), ack.reason_code, ack.properties)
+        };
+        self.completed(now, id, ack.packet_id, result, entry.token);
     }
 
     // ----- SUBACK / UNSUBACK -------------------------------------------------------

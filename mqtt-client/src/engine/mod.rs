@@ -377,6 +377,8 @@ pub struct Engine<T> {
     timers: Timers,
     ping_outstanding: bool,
     reading_paused: bool,
+    /// Time the outstanding PINGRESP had left when reading was paused.
+    ping_left: Option<Duration>,
     attempt: u32,
     /// When the current connection's CONNACK was accepted.
     connected_at: Option<Instant>,
@@ -433,6 +435,7 @@ impl<T> Engine<T> {
             timers: Timers::default(),
             ping_outstanding: false,
             reading_paused: false,
+            ping_left: None,
             attempt: 0,
             connected_at: None,
             overruns: 0,
@@ -602,8 +605,16 @@ impl<T> Engine<T> {
         self.timers.stop_all();
         self.timers
             .set(Timer::ConnectTimeout, now + self.opts.connect_timeout);
-        let connect = self.build_connect();
-        self.write(now, &Packet::Connect(Box::new(connect)));
+        match self.build_connect() {
+            Ok(connect) => self.write(now, &Packet::Connect(Box::new(connect))),
+            Err(error) => {
+                // Nothing to send: the options cannot make a CONNECT. Fatal.
+                self.ending = Some(error);
+                self.closing_for_good = true;
+                self.state = State::Closing;
+                self.timers.stop_all();
+            }
+        }
     }
 
     /// The transport is gone. `error` is `None` when the engine asked for it
@@ -772,7 +783,9 @@ impl<T> Engine<T> {
         }
         if !self.ping_outstanding {
             self.ping_outstanding = true;
-            if !self.reading_paused {
+            if self.reading_paused {
+                self.ping_left = Some(self.opts.ping_timeout);
+            } else {
                 self.timers
                     .set(Timer::PingResponse, now + self.opts.ping_timeout);
             }
@@ -789,10 +802,17 @@ impl<T> Engine<T> {
         }
         self.reading_paused = paused;
         if paused {
+            // The time the PINGRESP had left is kept, not restarted: a server that
+            // never answers is still found, after `ping_timeout` of reading time.
+            self.ping_left = self
+                .timers
+                .get(Timer::PingResponse)
+                .map(|at| at.saturating_duration_since(now));
             self.timers.stop(Timer::PingResponse);
-        } else if self.ping_outstanding && self.state == State::Connected {
-            self.timers
-                .set(Timer::PingResponse, now + self.opts.ping_timeout);
+        } else if let Some(left) = self.ping_left.take() {
+            if self.ping_outstanding && self.state == State::Connected {
+                self.timers.set(Timer::PingResponse, now + left);
+            }
         }
     }
 
@@ -869,7 +889,7 @@ impl<T> Engine<T> {
         }
     }
 
-    fn build_connect(&mut self) -> Connect {
+    fn build_connect(&mut self) -> Result<Connect, ConnectionError> {
         // Reconnections resume the session (MQTT 5); a 3.1.1 client keeps its
         // configured Clean Session, since 0 there makes the session outlive the
         // connection, which the application did not ask for.
@@ -878,40 +898,66 @@ impl<T> Engine<T> {
             _ => self.opts.clean_start,
         };
         self.sent_clean_start = clean_start;
-        let mut properties = ConnectProperties::EMPTY;
-        if self.version == ProtocolVersion::V5 {
-            properties.session_expiry_interval = self.opts.session_expiry_interval;
-            if self.opts.receive_maximum != u16::MAX {
-                properties.receive_maximum = Some(self.opts.receive_maximum.max(1));
-            }
-            if self.opts.maximum_packet_size < mqtt_codec::MAX_PACKET_SIZE {
-                properties.maximum_packet_size = Some(self.opts.maximum_packet_size.max(1));
-            }
-            if self.opts.topic_alias_maximum > 0 {
-                properties.topic_alias_maximum = Some(self.opts.topic_alias_maximum);
-            }
-            if self.opts.request_response_information {
-                properties.request_response_information = Some(true);
-            }
-            properties.request_problem_information = self.opts.request_problem_information;
-            properties
-                .user_properties
-                .clone_from(&self.opts.user_properties);
+        connect_packet(&self.opts, &self.client_id, clean_start)
+    }
+
+    /// Checks that `options` make a CONNECT that encodes (identifiers and user
+    /// name without U+0000 and within 65,535 bytes, a will and properties that
+    /// fit), so that a misconfiguration is an error at start, not a silent loop.
+    pub fn check_options(options: &Options) -> Result<(), ConnectionError> {
+        connect_packet(options, &options.client_id, options.clean_start).map(|_| ())
+    }
+}
+
+/// The CONNECT `opts` ask for, validated by encoding it.
+fn connect_packet(
+    opts: &Options,
+    client_id: &str,
+    clean_start: bool,
+) -> Result<Connect, ConnectionError> {
+    let invalid = |what: &str, e: &dyn std::fmt::Display| {
+        ConnectionError::InvalidOptions(format!("{what}: {e}"))
+    };
+    let mut properties = ConnectProperties::EMPTY;
+    if opts.version == ProtocolVersion::V5 {
+        properties.session_expiry_interval = opts.session_expiry_interval;
+        if opts.receive_maximum != u16::MAX {
+            properties.receive_maximum = Some(opts.receive_maximum.max(1));
         }
-        Connect {
-            protocol_version: self.version,
-            client_id: MqttString::try_from(self.client_id.as_str()).unwrap_or_default(),
-            clean_start,
-            keep_alive: self.opts.keep_alive,
-            username: self
-                .opts
-                .username
-                .as_deref()
-                .and_then(|u| MqttString::try_from(u).ok()),
-            password: self.opts.password.clone(),
-            will: self.opts.will.clone(),
-            properties,
+        if opts.maximum_packet_size < mqtt_codec::MAX_PACKET_SIZE {
+            properties.maximum_packet_size = Some(opts.maximum_packet_size.max(1));
         }
+        if opts.topic_alias_maximum > 0 {
+            properties.topic_alias_maximum = Some(opts.topic_alias_maximum);
+        }
+        if opts.request_response_information {
+            properties.request_response_information = Some(true);
+        }
+        properties.request_problem_information = opts.request_problem_information;
+        properties.user_properties.clone_from(&opts.user_properties);
+    }
+    let client_id = MqttString::try_from(client_id).map_err(|e| invalid("client id", &e))?;
+    let username = match opts.username.as_deref() {
+        Some(u) => Some(MqttString::try_from(u).map_err(|e| invalid("user name", &e))?),
+        None => None,
+    };
+    let connect = Connect {
+        protocol_version: opts.version,
+        client_id,
+        clean_start,
+        keep_alive: opts.keep_alive,
+        username,
+        password: opts.password.clone(),
+        will: opts.will.clone(),
+        properties,
+    };
+    let packet = Packet::Connect(Box::new(connect));
+    packet
+        .encoded_len(opts.version)
+        .map_err(|e| invalid("CONNECT", &e))?;
+    match packet {
+        Packet::Connect(connect) => Ok(*connect),
+        _ => Err(ConnectionError::InvalidOptions("CONNECT".to_owned())),
     }
 }
 

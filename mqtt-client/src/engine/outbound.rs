@@ -355,11 +355,13 @@ impl<T> Engine<T> {
                     self.write(now, &Packet::PubRel(ack));
                 }
                 Stage::Publish => {
+                    // The new connection's server may take less than the last:
+                    // a lower Maximum QoS or Packet Size, no retain.
+                    let checked = self.check_publish(&entry.publish);
                     let packet = Packet::Publish(entry.publish.clone());
-                    match self.check_size(&packet) {
+                    match checked.and_then(|()| self.check_size(&packet)) {
                         Ok(()) => self.write(now, &packet),
                         Err(error) => {
-                            // The new connection's server takes less than the last.
                             if let Some(entry) = self.out.remove(&id) {
                                 if let Some(pid) = entry.publish.packet_id {
                                     self.ids.free(pid);
