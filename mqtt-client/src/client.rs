@@ -72,8 +72,10 @@ pub(crate) struct Shared {
 /// A handle to a running client: cheap to clone, usable from any task.
 ///
 /// The connection itself is run by a driver task spawned by [`Client::connect`] or
-/// [`Client::start`]; it ends when the client is disconnected or gives up
-/// reconnecting, and every handle then returns errors.
+/// [`Client::start`]; it ends when the client is disconnected, gives up
+/// reconnecting, or when every `Client` handle is dropped (a normal DISCONNECT,
+/// even if [`Incoming`] is still read: keep a `Client` for as long as messages
+/// are wanted), and every handle then returns errors.
 #[derive(Debug, Clone)]
 pub struct Client {
     commands: mpsc::Sender<Command>,

@@ -35,9 +35,11 @@
 //!   channel, are written in the order the messages arrived [MQTT-4.6.0-2/3]
 //!   whatever order the application acks in, and a token from an earlier
 //!   connection is never sent on a later one.
-//! - **QoS 2 is exactly once to the application** within a session: the message
-//!   is handed over before PUBREC (the ack), and a resent PUBLISH awaiting PUBREL
-//!   is acknowledged again, never handed over again [MQTT-4.3.3-10].
+//! - **QoS 2 is exactly once to the application once acked** within a session:
+//!   the message is handed over before PUBREC (the ack), and a resent PUBLISH
+//!   awaiting PUBREL is acknowledged again, never handed over again
+//!   [MQTT-4.3.3-10]. A message handed over but not acked when the connection
+//!   drops comes again (its token is stale): the application had not taken it.
 //! - **Reconnection keeps the session.** Exponential backoff with jitter
 //!   ([`Backoff`]); on a resumed session, unacknowledged PUBLISHes are resent with
 //!   DUP=1 and PUBRELs resent, in their original order, before anything new; on a

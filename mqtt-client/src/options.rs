@@ -33,7 +33,10 @@ pub struct Options {
     pub keep_alive: u16,
     /// How long after a PINGREQ a PINGRESP must arrive before the connection is
     /// declared dead. A dead connection is found at most `keep_alive + ping_timeout`
-    /// after the last packet was sent.
+    /// after the last packet was sent, plus any time the client stopped reading
+    /// because the application was not taking messages (the answer may be unread,
+    /// not missing). A connection that keeps sending (QoS 0 only) never pings: its
+    /// loss is found by TCP, or once the QoS 1/2 window fills.
     pub ping_timeout: Duration,
     /// How long the client waits for CONNACK after the transport is open.
     pub connect_timeout: Duration,

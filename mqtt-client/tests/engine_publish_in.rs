@@ -894,3 +894,27 @@ fn a_decode_error_with_a_connack_only_code_disconnects_as_malformed() {
         }
     );
 }
+
+#[test]
+fn ack_properties_are_dropped_when_they_would_exceed_the_server_maximum_packet_size() {
+    let mut connack = ConnAckProperties::EMPTY;
+    connack.maximum_packet_size = Some(16);
+    let mut h = Harness::connected_with(options(V5), connack);
+    h.deliver(publish(1, "t", Q1, b"x"));
+    let ticket = h.ticket();
+    let mut properties = AckProperties::EMPTY;
+    properties.reason_string =
+        Some(mqtt_codec::MqttString::try_from("a reason far longer than sixteen bytes").unwrap());
+    h.engine
+        .ack(h.now, ticket, ReasonCode::UNSPECIFIED_ERROR, properties)
+        .unwrap();
+    h.flush();
+    assert_eq!(
+        h.take_sent(),
+        vec![puback_rc(
+            1,
+            ReasonCode::UNSPECIFIED_ERROR,
+            AckProperties::EMPTY
+        )]
+    );
+}

@@ -372,17 +372,31 @@ impl<T> Engine<T> {
             self.wrote(now);
             return;
         }
-        let ack = PubAck {
-            packet_id,
-            reason_code: reason,
-            properties,
-        };
-        let packet = match kind {
+        let wrap = |ack: PubAck| match kind {
             PacketType::PubAck => Packet::PubAck(ack),
             PacketType::PubRec => Packet::PubRec(ack),
             PacketType::PubRel => Packet::PubRel(ack),
             _ => Packet::PubComp(ack),
         };
+        let mut packet = wrap(PubAck {
+            packet_id,
+            reason_code: reason,
+            properties,
+        });
+        let too_large = self.server.maximum_packet_size().is_some_and(|max| {
+            packet
+                .encoded_len(self.version)
+                .map_or(true, |len| len > max as usize)
+        });
+        if too_large {
+            // Reason String and User Properties must not push an ack past the
+            // server's Maximum Packet Size [MQTT-3.4.2-2, 3.4.2-3]: sent without.
+            packet = wrap(PubAck {
+                packet_id,
+                reason_code: reason,
+                properties: AckProperties::EMPTY,
+            });
+        }
         self.write(now, &packet);
     }
 
