@@ -5,12 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v mosquitto >/dev/null 2>&1 && [ -x "$(command -v apt-get)" ]; then
-  echo "installing mosquitto" >&2
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mosquitto >/dev/null
-fi
+bash scripts/install-mosquitto.sh
 MOSQUITTO="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
 
 cargo build -q -p mqtt-client --example pubsub

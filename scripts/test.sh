@@ -4,14 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Tests that need a real broker start their own mosquitto on loopback; none exist
-# yet for the codec, but the client's will: install it when missing.
-if ! command -v mosquitto >/dev/null 2>&1 && [ -x "$(command -v apt-get)" ]; then
-  echo "installing mosquitto" >&2
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mosquitto >/dev/null
-fi
+# The client's integration tests and the end-to-end bench start their own
+# mosquitto on 127.0.0.1 (tests/src/broker.rs): install it when missing.
+bash scripts/install-mosquitto.sh
 
 cargo test --workspace --all-targets "$@"
 # Doc tests (not part of --all-targets).

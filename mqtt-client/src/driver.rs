@@ -85,6 +85,28 @@ pub(crate) enum Token {
     Unsubscribe(oneshot::Sender<Result<UnsubscribeOutcome, RequestError>>),
 }
 
+impl Token {
+    /// A publish refused before sending.
+    fn fail_publish(self, error: PublishError) {
+        if let Token::Publish(done) = self {
+            let _ = done.send(Err(error));
+        }
+    }
+
+    /// A subscribe or unsubscribe refused before sending.
+    fn fail_request(self, error: RequestError) {
+        match self {
+            Token::Subscribe(done) => {
+                let _ = done.send(Err(error));
+            }
+            Token::Unsubscribe(done) => {
+                let _ = done.send(Err(error));
+            }
+            Token::Publish(_) => {}
+        }
+    }
+}
+
 /// Commands taken from the queue in one go.
 const COMMAND_BATCH: usize = 256;
 
@@ -379,17 +401,22 @@ impl<C: Connector> Driver<C> {
         let Some(command) = self.pending.take() else {
             return;
         };
+        if self.engine.is_closed() {
+            fail_command(command);
+            return;
+        }
+        let ready = match &command {
+            Command::Publish { publish, .. } => self.engine.can_publish(publish.qos),
+            Command::Subscribe { .. } | Command::Unsubscribe { .. } => self.engine.can_request(),
+        };
+        if !ready {
+            self.pending = Some(command);
+            return;
+        }
         match command {
             Command::Publish { publish, done } => {
-                if self.engine.is_closed() {
-                    let _ = done.send(Err(PublishError::Closed));
-                } else if !self.engine.can_publish(publish.qos) {
-                    self.pending = Some(Command::Publish { publish, done });
-                } else if let Err(refused) = self.engine.publish(now, publish, Token::Publish(done))
-                {
-                    if let Token::Publish(done) = refused.token {
-                        let _ = done.send(Err(refused.error));
-                    }
+                if let Err(refused) = self.engine.publish(now, publish, Token::Publish(done)) {
+                    refused.token.fail_publish(refused.error);
                 }
             }
             Command::Subscribe {
@@ -397,21 +424,9 @@ impl<C: Connector> Driver<C> {
                 properties,
                 done,
             } => {
-                if self.engine.is_closed() {
-                    let _ = done.send(Err(RequestError::Closed));
-                } else if !self.engine.can_request() {
-                    self.pending = Some(Command::Subscribe {
-                        filters,
-                        properties,
-                        done,
-                    });
-                } else if let Err(refused) =
-                    self.engine
-                        .subscribe(now, filters, properties, Token::Subscribe(done))
-                {
-                    if let Token::Subscribe(done) = refused.token {
-                        let _ = done.send(Err(refused.error));
-                    }
+                let token = Token::Subscribe(done);
+                if let Err(refused) = self.engine.subscribe(now, filters, properties, token) {
+                    refused.token.fail_request(refused.error);
                 }
             }
             Command::Unsubscribe {
@@ -419,21 +434,9 @@ impl<C: Connector> Driver<C> {
                 properties,
                 done,
             } => {
-                if self.engine.is_closed() {
-                    let _ = done.send(Err(RequestError::Closed));
-                } else if !self.engine.can_request() {
-                    self.pending = Some(Command::Unsubscribe {
-                        filters,
-                        properties,
-                        done,
-                    });
-                } else if let Err(refused) =
-                    self.engine
-                        .unsubscribe(now, filters, properties, Token::Unsubscribe(done))
-                {
-                    if let Token::Unsubscribe(done) = refused.token {
-                        let _ = done.send(Err(refused.error));
-                    }
+                let token = Token::Unsubscribe(done);
+                if let Err(refused) = self.engine.unsubscribe(now, filters, properties, token) {
+                    refused.token.fail_request(refused.error);
                 }
             }
         }
