@@ -235,7 +235,21 @@ impl<C: Connector> Driver<C> {
 
     /// Opens a transport; the engine learns the outcome.
     async fn open(&mut self) -> Option<Halves<C::Stream>> {
-        let result = tokio::time::timeout(self.connect_timeout, self.connector.connect()).await;
+        // A disconnect (or every handle dropped) ends a hanging attempt at once.
+        let attempt = tokio::time::timeout(self.connect_timeout, self.connector.connect());
+        let result = tokio::select! {
+            result = attempt => result,
+            control = self.control.recv() => {
+                let now = Instant::now();
+                match control {
+                    Some(Control::Disconnect { reason, properties, done }) => {
+                        self.disconnect(now, reason, properties, done);
+                    }
+                    None => self.disconnect_quietly(now),
+                }
+                return None;
+            }
+        };
         let now = Instant::now();
         match result {
             Ok(Ok(stream)) => {
@@ -618,21 +632,27 @@ impl<C: Connector> Driver<C> {
         while let Ok(command) = self.commands.try_recv() {
             fail_command(command);
         }
-        // Messages already read are handed over while the application takes
-        // them (bounded: an application that stopped reading does not hold the task).
-        let undelivered = std::mem::take(&mut self.undelivered);
-        let messages = self.messages.clone();
-        let _ = tokio::time::timeout(Duration::from_secs(5), async move {
-            for message in undelivered {
-                if messages.send(message).await.is_err() {
-                    break;
-                }
-            }
-        })
-        .await;
         self.transport_lost();
         for waiter in self.disconnect_waiters.drain(..) {
             let _ = waiter.send(Ok(()));
+        }
+        // Messages already read are handed over as the application takes them, in
+        // the background: a `disconnect().await` in the task that reads `Incoming`
+        // must not wait for itself. Bounded: an application that stopped reading
+        // does not keep them forever (QoS 1/2 ones come again on a resumed session).
+        let undelivered = std::mem::take(&mut self.undelivered);
+        if !undelivered.is_empty() {
+            let messages = self.messages.clone();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(30), async move {
+                    for message in undelivered {
+                        if messages.send(message).await.is_err() {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            });
         }
     }
 }
