@@ -851,3 +851,32 @@ fn publishing_without_a_connection_is_refused_with_the_token() {
     h.assert_no_events();
     assert_eq!(h.engine.packet_ids_in_use(), 0);
 }
+
+#[test]
+fn pubcomp_not_found_after_a_resent_pubrel_is_success() {
+    let mut h = Harness::connected(V5);
+    let (token, id) = h.publish_id(message("t", Q2, b"x"));
+    h.take_sent();
+    h.deliver(pubrec(id));
+    assert_eq!(h.take_sent(), vec![pubrel(id)]);
+    // The server's PUBCOMP is lost with the connection; the session resumes.
+    h.lose_connection();
+    h.reconnect(true, ConnAckProperties::EMPTY);
+    h.events();
+    assert_eq!(h.take_sent(), vec![pubrel(id)]);
+
+    // It had completed the flow: "Packet Identifier not found".
+    h.deliver(pubcomp_rc(
+        id,
+        ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+        AckProperties::EMPTY,
+    ));
+
+    let done = h.publish_done();
+    assert_eq!(done[0].0, token);
+    assert_matches!(
+        &done[0].1,
+        Ok(outcome) if outcome.reason == ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+    );
+    assert_eq!(h.engine.packet_ids_in_use(), 0);
+}

@@ -522,18 +522,20 @@ impl<T> Engine<T> {
             self.out.insert(id, entry);
             return;
         }
-        let result = if ack.reason_code == ReasonCode::PACKET_IDENTIFIER_NOT_FOUND {
-            // After our PUBREL was resent, 0x92 means the server had completed
-            // the flow already (its first PUBCOMP was lost): the message was
-            // delivered. Success, with the code for the curious.
-            Ok(PublishOutcome {
-                packet_id: Some(ack.packet_id),
-                reason: ack.reason_code,
-                properties: ack.properties,
-            })
-        } else {
-            finish(Some(ack.packet_id), ack.reason_code, ack.properties)
-        };
+        let result =
+            if ack.reason_code == ReasonCode::PACKET_IDENTIFIER_NOT_FOUND && entry.release_resent {
+                // A PUBREL resent on a resumed session, answered 0x92: the server had
+                // completed the flow already (its first PUBCOMP was lost), so the
+                // message was delivered. Success, with the code. On the connection the
+                // PUBREC came on, 0x92 means the server lost the message: an error.
+                Ok(PublishOutcome {
+                    packet_id: Some(ack.packet_id),
+                    reason: ack.reason_code,
+                    properties: ack.properties,
+                })
+            } else {
+                finish(Some(ack.packet_id), ack.reason_code, ack.properties)
+            };
         self.completed(now, id, ack.packet_id, result, entry.token);
     }
 

@@ -318,6 +318,8 @@ struct OutEntry<T> {
     seq: u64,
     publish: Publish,
     stage: Stage,
+    /// The PUBREL was sent again on a resumed session.
+    release_resent: bool,
     token: T,
 }
 

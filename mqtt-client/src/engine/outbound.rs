@@ -94,6 +94,7 @@ impl<T> Engine<T> {
                         seq,
                         publish,
                         stage: Stage::Publish,
+                        release_resent: false,
                         token,
                     },
                 );
@@ -351,6 +352,9 @@ impl<T> Engine<T> {
                     let Some(packet_id) = PacketId::new(id) else {
                         continue;
                     };
+                    if let Some(entry) = self.out.get_mut(&id) {
+                        entry.release_resent = true;
+                    }
                     let ack = mqtt_codec::packet::PubAck::new(packet_id);
                     self.write(now, &Packet::PubRel(ack));
                 }
