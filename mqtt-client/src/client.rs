@@ -294,6 +294,17 @@ impl Client {
         reason: ReasonCode,
         properties: DisconnectProperties,
     ) -> Result<(), RequestError> {
+        // Checked here, so that a refusal never disturbs the connection.
+        if self.shared.version == mqtt_codec::ProtocolVersion::V5 {
+            let packet =
+                mqtt_codec::packet::Packet::Disconnect(Box::new(mqtt_codec::packet::Disconnect {
+                    reason_code: reason,
+                    properties: properties.clone(),
+                }));
+            packet
+                .encoded_len(self.shared.version)
+                .map_err(RequestError::Encode)?;
+        }
         let (done, rx) = oneshot::channel();
         // Its own channel: a disconnect never waits behind publishes that wait for
         // room in the window.
@@ -333,7 +344,7 @@ impl Client {
             .unwrap_or_default()
     }
 
-    /// The current connection's number, counting from 1 (0 before the first).
+    /// The current connection's number, counting from 1 (0 while not connected).
     pub fn connection(&self) -> u64 {
         self.shared.epoch.load(Ordering::Acquire)
     }
@@ -371,6 +382,13 @@ impl Future for PublishHandle {
 /// What is not pulled is not granted: QoS 1/2 messages stop at the Receive
 /// Maximum while their acks are not given, and for QoS 0 the client stops reading
 /// the socket (TCP flow control reaches the server). Keep-alive goes on meanwhile.
+///
+/// Read it concurrently with the rest of the application (in its own task): while
+/// messages wait here, the socket is not read, so a PUBACK, SUBACK or CONNACK
+/// behind them is not read either. A task that awaits a `PublishHandle` or
+/// `subscribe` and reads `Incoming` only afterwards can wait for ever when the
+/// server sends more messages than this channel holds (retained messages on a
+/// new subscription, say).
 #[derive(Debug)]
 pub struct Incoming {
     messages: mpsc::Receiver<Message>,

@@ -296,8 +296,10 @@ impl<C: Connector> Driver<C> {
         let behind = queued >= WRITE_FIRST;
         // A CONNACK is read even while the application is behind: what follows it
         // in the same read is bounded by one read.
+        // Reading goes on while the write queue is behind: it brings acks (bounded
+        // by the windows) and PUBLISHes (which stop reading once undelivered), and a
+        // server that writes before it reads must not deadlock with us.
         let reading = transport.is_some()
-            && !behind
             && (self.undelivered.is_empty() || self.engine.state() == State::Connecting);
         let writing = transport.is_some() && queued > 0;
         // Commands wait while the transport is behind: QoS 0 publishes take no
@@ -382,7 +384,8 @@ impl<C: Connector> Driver<C> {
                         // Take what else is queued while the engine can act on it,
                         // so that one write carries many packets.
                         for _ in 0..COMMAND_BATCH {
-                            if self.pending.is_some() {
+                            let pending_bytes = queued + self.engine.pending_transmit();
+                            if self.pending.is_some() || pending_bytes >= WRITE_FIRST {
                                 break;
                             }
                             match self.commands.try_recv() {
@@ -579,7 +582,7 @@ impl<C: Connector> Driver<C> {
             }
             Event::ConnectionLost(error) => {
                 // Tokens of the lost connection are now stale.
-                self.shared.epoch.store(u64::MAX, Ordering::Release);
+                self.shared.epoch.store(0, Ordering::Release);
                 if let Some(first) = self.first.take() {
                     let _ = first.send(Err(error.clone()));
                     // 0x00 and no properties: cannot be refused.
@@ -607,7 +610,7 @@ impl<C: Connector> Driver<C> {
                 });
             }
             Event::Closed(error) => {
-                self.shared.epoch.store(u64::MAX, Ordering::Release);
+                self.shared.epoch.store(0, Ordering::Release);
                 if let Some(first) = self.first.take() {
                     let _ = first.send(Err(error.clone()));
                 }

@@ -66,15 +66,22 @@
 //!     .with_session_expiry(3600) // keep the session (and unacked messages) for an hour
 //!     .with_inflight(64);
 //! let (client, mut incoming) = Client::connect(options, Tcp::new("127.0.0.1:1883")).await?;
-//! client.subscribe("plant/+/temperature", QoS::AtLeastOnce).await?;
 //!
+//! // Messages are read in a task of their own: what is not taken is not read
+//! // from the socket, so an ack awaited without reading could wait behind them.
+//! let reader = tokio::spawn(async move {
+//!     while let Some(mut message) = incoming.recv().await {
+//!         // ... store message.payload() durably ...
+//!         // Only now may the broker forget it. (An error means the message came
+//!         // on a connection since lost: the broker sends it again.)
+//!         let _ = message.ack();
+//!     }
+//! });
+//!
+//! client.subscribe("plant/+/temperature", QoS::AtLeastOnce).await?;
 //! let done = client.publish("plant/line1/status", QoS::AtLeastOnce, false, "up").await?;
 //! done.await?; // PUBACK received
-//!
-//! while let Some(mut message) = incoming.recv().await {
-//!     // ... store message.payload() durably ...
-//!     message.ack()?; // only now may the broker forget it
-//! }
+//! # drop(reader);
 //! # Ok(())
 //! # }
 //! ```

@@ -866,3 +866,37 @@ async fn garbage_in_3_1_1_closes_without_disconnect() {
     .await;
     assert_matches!(conn.next(QUIET).await, Next::Nothing);
 }
+
+/// A server that writes before it reads (one loop per connection) must not
+/// deadlock with the client: while the client's write queue is behind (the server
+/// is not reading), the client still reads, so what the server sends meanwhile
+/// arrives and the server's own write never blocks on us.
+#[tokio::test]
+async fn the_client_keeps_reading_while_its_writes_are_blocked() {
+    let (client, mut incoming, _server, mut conn) = connected(options("behind"), 8 * 1024).await;
+    // 20 × 8 KiB of QoS 0 while the server reads nothing: far more than the pipe
+    // and the 64 KiB the driver queues before it stops taking commands.
+    let publisher = client.clone();
+    tokio::spawn(async move {
+        for _ in 0..20 {
+            if publisher
+                .publish("out", QoS::AtMostOnce, false, vec![0u8; 8 * 1024])
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    tokio::time::sleep(QUIET).await;
+    conn.send(publish(QoS::AtMostOnce, 0, "in", "hello")).await;
+    let message = within(
+        Duration::from_secs(1),
+        "the server's message",
+        incoming.recv(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(message.topic(), "in");
+    assert_eq!(&message.payload()[..], b"hello");
+}

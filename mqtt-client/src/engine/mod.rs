@@ -560,6 +560,11 @@ impl<T> Engine<T> {
 
     // ----- outputs -------------------------------------------------------------
 
+    /// Bytes written since the last [`Engine::poll_transmit`].
+    pub fn pending_transmit(&self) -> usize {
+        self.tx.len()
+    }
+
     /// Bytes to write to the transport, if any. QoS 0 publishes in them complete.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         if self.tx.is_empty() {

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use mqtt_codec::packet::{Packet, Publish, Subscribe, SubscriptionOptions, Unsubscribe};
 use mqtt_codec::property::{SubscribeProperties, UnsubscribeProperties};
+use mqtt_codec::reason::ReasonCode;
 use mqtt_codec::string::MqttString;
 use mqtt_codec::topic::SharedSubscription;
 use mqtt_codec::{PacketId, ProtocolVersion, QoS};
@@ -319,10 +320,32 @@ impl<T> Engine<T> {
             self.requests.iter().map(|(id, r)| (r.seq, *id)).collect();
         requests.sort_unstable();
         for (_, id) in requests {
-            if let Some(request) = self.requests.get(&id) {
-                // Encoded once already (or built from granted filters): cannot fail.
-                let _ = request.packet.encode(self.version, &mut self.tx);
-                self.wrote(now);
+            let Some(request) = self.requests.get(&id) else {
+                continue;
+            };
+            // The new connection's server may take less than the last: a lower
+            // Maximum Packet Size, no wildcard or shared subscriptions.
+            let checked = match &request.packet {
+                Packet::Subscribe(sub) => self.check_subscribe(&sub.filters, &sub.properties),
+                _ => Ok(()),
+            }
+            .and_then(|()| {
+                let size = request
+                    .packet
+                    .encoded_len(self.version)
+                    .map_err(RequestError::Encode)?;
+                match self.server.maximum_packet_size() {
+                    Some(max) if size > max as usize => Err(RequestError::PacketTooLarge),
+                    _ => Ok(()),
+                }
+            });
+            match checked {
+                Ok(()) => {
+                    // Encoded once already (or built from granted filters).
+                    let _ = request.packet.encode(self.version, &mut self.tx);
+                    self.wrote(now);
+                }
+                Err(error) => self.refuse_request(id, error),
             }
         }
         let mut order: Vec<(u64, u16)> = self.out.iter().map(|(id, e)| (e.seq, *id)).collect();
@@ -336,6 +359,39 @@ impl<T> Engine<T> {
             }
         }
         self.pump_resend(now);
+    }
+
+    /// A request the new connection's server cannot take: it ends with `error`
+    /// (a restored subscription: each filter with `ResubscribeFailed`).
+    fn refuse_request(&mut self, id: u16, error: RequestError) {
+        let Some(request) = self.requests.remove(&id) else {
+            return;
+        };
+        if let Some(packet_id) = PacketId::new(id) {
+            self.ids.free(packet_id);
+        }
+        match (request.packet, request.token) {
+            (Packet::Subscribe(_), Some(token)) => self.events.push_back(Event::SubscribeDone {
+                token,
+                result: Err(error),
+            }),
+            (Packet::Subscribe(sub), None) => {
+                for (filter, _) in sub.filters {
+                    self.subscriptions.retain(|(f, _)| *f != filter);
+                    let reason = match error {
+                        RequestError::PacketTooLarge => ReasonCode::PACKET_TOO_LARGE,
+                        _ => ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR,
+                    };
+                    self.events
+                        .push_back(Event::ResubscribeFailed { filter, reason });
+                }
+            }
+            (_, Some(token)) => self.events.push_back(Event::UnsubscribeDone {
+                token,
+                result: Err(error),
+            }),
+            (_, None) => {}
+        }
     }
 
     /// Sends queued resends while the window has room.
