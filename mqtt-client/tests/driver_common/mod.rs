@@ -275,11 +275,6 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// The raw stream, for a server that reads and writes on its own terms.
-    pub(crate) fn into_stream(self) -> DuplexStream {
-        self.stream
-    }
-
     fn new(stream: DuplexStream) -> Self {
         // The version is learnt from CONNECT (which decodes alike in both).
         Self {
