@@ -968,5 +968,3 @@ fn connect_packet(
     }
 }
 
-#[cfg(test)]
-mod tests;

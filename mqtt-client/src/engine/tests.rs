@@ -1,1 +1,0 @@
-//! Deterministic engine tests live in `tests/`; these cover internals.
