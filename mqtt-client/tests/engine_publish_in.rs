@@ -918,3 +918,27 @@ fn ack_properties_are_dropped_when_they_would_exceed_the_server_maximum_packet_s
         )]
     );
 }
+
+#[test]
+fn the_pubrec_for_a_repeated_qos2_publish_keeps_its_place_in_the_ack_order() {
+    let mut h = Harness::connected(V5);
+    // Message 1 (QoS 2) acked: PUBREC 1, awaiting PUBREL.
+    h.deliver(publish(1, "t", Q2, b"one"));
+    let one = h.ticket();
+    h.ack(one).unwrap();
+    assert_eq!(h.take_sent(), vec![pubrec(1)]);
+    // Message 2 (QoS 1) arrives, not acked yet; then message 1 again.
+    h.deliver(publish(2, "t", Q1, b"two"));
+    let two = h.ticket();
+    h.deliver(dup(publish(1, "t", Q2, b"one")));
+    // Not delivered again, and its PUBREC waits behind message 2's PUBACK.
+    assert!(h.messages().is_empty());
+    h.assert_nothing_sent();
+    assert_eq!(h.engine.incoming_inflight(), 2, "a repeat takes no slot");
+    h.ack(two).unwrap();
+    assert_eq!(h.take_sent(), vec![puback(2), pubrec(1)]);
+    // The flow of message 1 then completes normally.
+    h.deliver(pubrel(1));
+    assert_eq!(h.take_sent(), vec![pubcomp(1)]);
+    assert_eq!(h.engine.incoming_inflight(), 0);
+}

@@ -196,14 +196,26 @@ impl<T> Engine<T> {
         };
         if publish.qos == QoS::ExactlyOnce && self.awaiting_release.contains(packet_id) {
             // Already handed over and PUBREC'd: the same message again, on a
-            // resumed session or not [MQTT-4.3.3-10]. Acknowledge, do not deliver.
-            self.write_ack(
-                now,
-                PacketType::PubRec,
-                packet_id,
-                ReasonCode::SUCCESS,
-                AckProperties::EMPTY,
-            );
+            // resumed session or not [MQTT-4.3.3-10]. Acknowledge, do not deliver;
+            // the PUBREC keeps its place after the acks of messages received
+            // before it [MQTT-4.6.0-3].
+            if self.incoming.is_empty() {
+                self.write_ack(
+                    now,
+                    PacketType::PubRec,
+                    packet_id,
+                    ReasonCode::SUCCESS,
+                    AckProperties::EMPTY,
+                );
+            } else {
+                self.incoming.push_back(InEntry {
+                    packet_id,
+                    qos: QoS::ExactlyOnce,
+                    ack: Some((ReasonCode::SUCCESS, AckProperties::EMPTY)),
+                    repeat: true,
+                });
+                self.repeats += 1;
+            }
             return;
         }
         if self.incoming_ids.contains(packet_id) {
@@ -231,6 +243,7 @@ impl<T> Engine<T> {
             packet_id,
             qos,
             ack: None,
+            repeat: false,
         });
         self.incoming_ids.insert(packet_id);
         let ticket = AckTicket {
@@ -331,11 +344,17 @@ impl<T> Engine<T> {
                 packet_id,
                 qos,
                 ack: Some((reason, properties)),
+                repeat,
             }) = self.incoming.pop_front()
             else {
                 break;
             };
             self.incoming_head += 1;
+            if repeat {
+                self.repeats -= 1;
+                self.write_ack(now, PacketType::PubRec, packet_id, reason, properties);
+                continue;
+            }
             self.incoming_ids.remove(packet_id);
             if qos == QoS::ExactlyOnce {
                 // PUBREC with a failure code ends the flow: no PUBREL follows [MQTT-4.3.3-4], and a

@@ -339,6 +339,9 @@ struct InEntry {
     packet_id: PacketId,
     qos: QoS,
     ack: Option<(ReasonCode, AckProperties)>,
+    /// A resent QoS 2 PUBLISH already PUBREC'd: its PUBREC again, in its place in
+    /// the order, and nothing else (it is not a new message).
+    repeat: bool,
 }
 
 /// An active subscription, kept to restore it when a session is lost.
@@ -402,8 +405,10 @@ pub struct Engine<T> {
     incoming: VecDeque<InEntry>,
     /// Sequence number of `incoming`'s front.
     incoming_head: u64,
-    /// Identifiers in `incoming`.
+    /// Identifiers in `incoming` (repeats excepted).
     incoming_ids: IdSet,
+    /// Entries of `incoming` that are repeats.
+    repeats: usize,
     /// QoS 2 identifiers PUBREC'd and awaiting PUBREL (session state).
     awaiting_release: IdSet,
     /// Topic aliases the server set on this connection (index alias - 1).
@@ -453,6 +458,7 @@ impl<T> Engine<T> {
             incoming: VecDeque::new(),
             incoming_head: 0,
             incoming_ids: IdSet::new(),
+            repeats: 0,
             awaiting_release: IdSet::new(),
             aliases: Vec::new(),
             opts,
@@ -515,7 +521,7 @@ impl<T> Engine<T> {
     /// Incoming QoS 1/2 messages not yet acknowledged on the wire, plus QoS 2
     /// messages awaiting PUBREL: what counts against our Receive Maximum.
     pub fn incoming_inflight(&self) -> usize {
-        self.incoming.len() + self.awaiting_release.len() as usize
+        self.incoming.len() - self.repeats + self.awaiting_release.len() as usize
     }
 
     /// QoS 1/2 messages the server sent beyond our Receive Maximum and that were
@@ -659,6 +665,7 @@ impl<T> Engine<T> {
         // on a resumed session; their tickets are now stale.
         self.incoming.clear();
         self.incoming_ids.clear();
+        self.repeats = 0;
         self.aliases.clear();
         for token in self.qos0_pending.drain(..) {
             self.events.push_back(Event::PublishDone {
@@ -967,4 +974,3 @@ fn connect_packet(
         _ => Err(ConnectionError::InvalidOptions("CONNECT".to_owned())),
     }
 }
-
