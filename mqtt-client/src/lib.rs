@@ -4,15 +4,16 @@
 //! # Model
 //!
 //! ```text
-//!   Client (cloneable) ──commands (bounded)──┐
-//!   AckToken ───────────acks (own path)──────┤
-//!                                            v
+//!   Client (cloneable) ──publish, subscribe (bounded)──┐
+//!   Client ──────────────disconnect (own path)─────────┤
+//!   AckToken ────────────acks (own path)───────────────┤
+//!                                                      v
 //!                              driver task: transport + one timer
-//!                                            │  bytes, now, commands
-//!                                            v
+//!                                                      │  bytes, now, commands
+//!                                                      v
 //!                              engine::Engine (sans-IO session state)
-//!                                            │  bytes, events, deadline
-//!   Incoming <──messages (bounded)───────────┘
+//!                                                      │  bytes, events, deadline
+//!   Incoming <──messages (bounded)─────────────────────┘
 //! ```
 //!
 //! - [`engine::Engine`] holds the whole session: packet identifiers, the outgoing
