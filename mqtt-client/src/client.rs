@@ -232,16 +232,12 @@ impl Client {
         filters: Vec<(MqttString, SubscriptionOptions)>,
         properties: SubscribeProperties,
     ) -> Result<SubscribeOutcome, RequestError> {
-        let (done, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Subscribe {
-                filters,
-                properties,
-                done,
-            })
-            .await
-            .map_err(|_| RequestError::Closed)?;
-        rx.await.map_err(|_| RequestError::Closed)?
+        self.request(|done| Command::Subscribe {
+            filters,
+            properties,
+            done,
+        })
+        .await
     }
 
     /// Unsubscribes from these filters, and returns the UNSUBACK.
@@ -260,13 +256,22 @@ impl Client {
         filters: Vec<MqttString>,
         properties: UnsubscribeProperties,
     ) -> Result<UnsubscribeOutcome, RequestError> {
+        self.request(|done| Command::Unsubscribe {
+            filters,
+            properties,
+            done,
+        })
+        .await
+    }
+
+    /// Sends a request through the bounded queue and waits for its answer.
+    async fn request<R>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<R, RequestError>>) -> Command,
+    ) -> Result<R, RequestError> {
         let (done, rx) = oneshot::channel();
         self.commands
-            .send(Command::Unsubscribe {
-                filters,
-                properties,
-                done,
-            })
+            .send(command(done))
             .await
             .map_err(|_| RequestError::Closed)?;
         rx.await.map_err(|_| RequestError::Closed)?
@@ -295,16 +300,7 @@ impl Client {
         properties: DisconnectProperties,
     ) -> Result<(), RequestError> {
         // Checked here, so that a refusal never disturbs the connection.
-        if self.shared.version == mqtt_codec::ProtocolVersion::V5 {
-            let packet =
-                mqtt_codec::packet::Packet::Disconnect(Box::new(mqtt_codec::packet::Disconnect {
-                    reason_code: reason,
-                    properties: properties.clone(),
-                }));
-            packet
-                .encoded_len(self.shared.version)
-                .map_err(RequestError::Encode)?;
-        }
+        crate::engine::disconnect_packet(self.shared.version, reason, properties.clone())?;
         let (done, rx) = oneshot::channel();
         // Its own channel: a disconnect never waits behind publishes that wait for
         // room in the window.

@@ -843,23 +843,8 @@ impl<T> Engine<T> {
         reason: ReasonCode,
         properties: DisconnectProperties,
     ) -> Result<(), RequestError> {
-        let (reason, properties) = match self.version {
-            ProtocolVersion::V5 => (reason, properties),
-            // 3.1.1's DISCONNECT has neither.
-            ProtocolVersion::V311 => (
-                ReasonCode::NORMAL_DISCONNECTION,
-                DisconnectProperties::EMPTY,
-            ),
-        };
-        let disconnect = Packet::Disconnect(Box::new(mqtt_codec::packet::Disconnect {
-            reason_code: reason,
-            properties,
-        }));
-        // Refused before anything changes: a reason code not valid in DISCONNECT,
-        // properties that do not encode.
-        disconnect
-            .encoded_len(self.version)
-            .map_err(RequestError::Encode)?;
+        // Refused before anything changes.
+        let disconnect = disconnect_packet(self.version, reason, properties)?;
         self.closing_for_good = true;
         match self.state {
             State::Connected | State::Connecting => {
@@ -921,6 +906,29 @@ impl<T> Engine<T> {
     pub fn check_options(options: &Options) -> Result<(), ConnectionError> {
         connect_packet(options, &options.client_id, options.clean_start).map(|_| ())
     }
+}
+
+/// The DISCONNECT an application asks for, refused when the reason code is not
+/// valid in DISCONNECT or the properties do not encode. 3.1.1's DISCONNECT has
+/// neither: they are left out.
+pub(crate) fn disconnect_packet(
+    version: ProtocolVersion,
+    reason: ReasonCode,
+    properties: DisconnectProperties,
+) -> Result<Packet, RequestError> {
+    let (reason, properties) = match version {
+        ProtocolVersion::V5 => (reason, properties),
+        ProtocolVersion::V311 => (
+            ReasonCode::NORMAL_DISCONNECTION,
+            DisconnectProperties::EMPTY,
+        ),
+    };
+    let packet = Packet::Disconnect(Box::new(mqtt_codec::packet::Disconnect {
+        reason_code: reason,
+        properties,
+    }));
+    packet.encoded_len(version).map_err(RequestError::Encode)?;
+    Ok(packet)
 }
 
 /// The CONNECT `opts` ask for, validated by encoding it.

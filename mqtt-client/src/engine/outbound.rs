@@ -141,6 +141,17 @@ impl<T> Engine<T> {
         Ok(())
     }
 
+    /// A SUBSCRIBE or UNSUBSCRIBE encodes and fits the server's Maximum Packet Size.
+    fn request_fits(&self, packet: &Packet) -> Result<(), RequestError> {
+        let size = packet
+            .encoded_len(self.version)
+            .map_err(RequestError::Encode)?;
+        match self.server.maximum_packet_size() {
+            Some(max) if size > max as usize => Err(RequestError::PacketTooLarge),
+            _ => Ok(()),
+        }
+    }
+
     /// Takes a SUBSCRIBE. Refused before sending when the server said it has no
     /// wildcard subscriptions, shared subscriptions or subscription identifiers and
     /// the request needs them, or when it does not encode (no filter, an invalid
@@ -237,14 +248,7 @@ impl<T> Engine<T> {
             return Err(Refused { error, token });
         };
         let packet = build(id);
-        let checked = packet
-            .encoded_len(self.version)
-            .map_err(RequestError::Encode)
-            .and_then(|size| match self.server.maximum_packet_size() {
-                Some(max) if size > max as usize => Err(RequestError::PacketTooLarge),
-                _ => Ok(()),
-            });
-        if let Err(error) = checked.and_then(|()| {
+        if let Err(error) = self.request_fits(&packet).and_then(|()| {
             packet
                 .encode(self.version, &mut self.tx)
                 .map_err(RequestError::Encode)
@@ -329,16 +333,7 @@ impl<T> Engine<T> {
                 Packet::Subscribe(sub) => self.check_subscribe(&sub.filters, &sub.properties),
                 _ => Ok(()),
             }
-            .and_then(|()| {
-                let size = request
-                    .packet
-                    .encoded_len(self.version)
-                    .map_err(RequestError::Encode)?;
-                match self.server.maximum_packet_size() {
-                    Some(max) if size > max as usize => Err(RequestError::PacketTooLarge),
-                    _ => Ok(()),
-                }
-            });
+            .and_then(|()| self.request_fits(&request.packet));
             match checked {
                 Ok(()) => {
                     // Encoded once already (or built from granted filters).
