@@ -1,0 +1,108 @@
+//! The packets that open and close a connection: CONNECT from the options, and
+//! DISCONNECT.
+
+use mqtt_codec::packet::{Connect, Packet};
+use mqtt_codec::property::{ConnectProperties, DisconnectProperties};
+use mqtt_codec::reason::ReasonCode;
+use mqtt_codec::string::MqttString;
+use mqtt_codec::ProtocolVersion;
+
+use super::Engine;
+use crate::error::{ConnectionError, RequestError};
+use crate::options::Options;
+
+impl<T> Engine<T> {
+    pub(super) fn build_connect(&mut self) -> Result<Connect, ConnectionError> {
+        // Reconnections resume the session (MQTT 5); a 3.1.1 client keeps its
+        // configured Clean Session, since 0 there makes the session outlive the
+        // connection, which the application did not ask for.
+        let clean_start = match (self.version, self.had_session) {
+            (ProtocolVersion::V5, true) => false,
+            _ => self.opts.clean_start,
+        };
+        self.sent_clean_start = clean_start;
+        connect_packet(&self.opts, &self.client_id, clean_start)
+    }
+
+    /// Checks that `options` make a CONNECT that encodes (identifiers and user
+    /// name without U+0000 and within 65,535 bytes, a will and properties that
+    /// fit), so that a misconfiguration is an error at start, not a silent loop.
+    pub fn check_options(options: &Options) -> Result<(), ConnectionError> {
+        connect_packet(options, &options.client_id, options.clean_start).map(|_| ())
+    }
+}
+
+/// The DISCONNECT an application asks for, refused when the reason code is not
+/// valid in DISCONNECT or the properties do not encode. 3.1.1's DISCONNECT has
+/// neither: they are left out.
+pub(crate) fn disconnect_packet(
+    version: ProtocolVersion,
+    reason: ReasonCode,
+    properties: DisconnectProperties,
+) -> Result<Packet, RequestError> {
+    let (reason, properties) = match version {
+        ProtocolVersion::V5 => (reason, properties),
+        ProtocolVersion::V311 => (
+            ReasonCode::NORMAL_DISCONNECTION,
+            DisconnectProperties::EMPTY,
+        ),
+    };
+    let packet = Packet::Disconnect(Box::new(mqtt_codec::packet::Disconnect {
+        reason_code: reason,
+        properties,
+    }));
+    packet.encoded_len(version).map_err(RequestError::Encode)?;
+    Ok(packet)
+}
+
+/// The CONNECT `opts` ask for, validated by encoding it.
+fn connect_packet(
+    opts: &Options,
+    client_id: &str,
+    clean_start: bool,
+) -> Result<Connect, ConnectionError> {
+    let invalid = |what: &str, e: &dyn std::fmt::Display| {
+        ConnectionError::InvalidOptions(format!("{what}: {e}"))
+    };
+    let mut properties = ConnectProperties::EMPTY;
+    if opts.version == ProtocolVersion::V5 {
+        properties.session_expiry_interval = opts.session_expiry_interval;
+        if opts.receive_maximum != u16::MAX {
+            properties.receive_maximum = Some(opts.receive_maximum.max(1));
+        }
+        if opts.maximum_packet_size < mqtt_codec::MAX_PACKET_SIZE {
+            properties.maximum_packet_size = Some(opts.maximum_packet_size.max(1));
+        }
+        if opts.topic_alias_maximum > 0 {
+            properties.topic_alias_maximum = Some(opts.topic_alias_maximum);
+        }
+        if opts.request_response_information {
+            properties.request_response_information = Some(true);
+        }
+        properties.request_problem_information = opts.request_problem_information;
+        properties.user_properties.clone_from(&opts.user_properties);
+    }
+    let client_id = MqttString::try_from(client_id).map_err(|e| invalid("client id", &e))?;
+    let username = match opts.username.as_deref() {
+        Some(u) => Some(MqttString::try_from(u).map_err(|e| invalid("user name", &e))?),
+        None => None,
+    };
+    let connect = Connect {
+        protocol_version: opts.version,
+        client_id,
+        clean_start,
+        keep_alive: opts.keep_alive,
+        username,
+        password: opts.password.clone(),
+        will: opts.will.clone(),
+        properties,
+    };
+    let packet = Packet::Connect(Box::new(connect));
+    packet
+        .encoded_len(opts.version)
+        .map_err(|e| invalid("CONNECT", &e))?;
+    match packet {
+        Packet::Connect(connect) => Ok(*connect),
+        _ => Err(ConnectionError::InvalidOptions("CONNECT".to_owned())),
+    }
+}

@@ -1,0 +1,216 @@
+//! The connection lifecycle: opening and losing transports, the reconnection
+//! schedule, and the end of the session.
+
+use std::time::{Duration, Instant};
+
+use mqtt_codec::packet::{Decoder, Packet};
+use mqtt_codec::property::DisconnectProperties;
+use mqtt_codec::reason::ReasonCode;
+use mqtt_codec::ProtocolVersion;
+
+use super::connect::disconnect_packet;
+use super::{Engine, Event, State, Timer};
+use crate::error::{ConnectionError, PublishError, RequestError};
+
+impl<T> Engine<T> {
+    // ----- transport lifecycle -------------------------------------------------
+
+    /// A transport is open: writes CONNECT and starts the connect timeout.
+    pub fn handle_transport_open(&mut self, now: Instant) {
+        if self.state != State::Idle {
+            return;
+        }
+        self.epoch += 1;
+        self.state = State::Connecting;
+        self.ending = None;
+        self.tx.clear();
+        self.ping_outstanding = false;
+        self.reading_paused = false;
+        self.decoder =
+            Decoder::new(self.version).with_max_packet_size(self.opts.maximum_packet_size);
+        self.aliases.clear();
+        self.timers.stop_all();
+        self.timers
+            .set(Timer::ConnectTimeout, now + self.opts.connect_timeout);
+        match self.build_connect() {
+            Ok(connect) => self.write(now, &Packet::Connect(Box::new(connect))),
+            Err(error) => {
+                // Nothing to send: the options cannot make a CONNECT. Fatal.
+                self.ending = Some(error);
+                self.closing_for_good = true;
+                self.state = State::Closing;
+                self.timers.stop_all();
+            }
+        }
+    }
+
+    /// The transport is gone. `error` is `None` when the engine asked for it
+    /// ([`Engine::transport_done`]), else the I/O error or EOF that ended it (or
+    /// the failure to open it).
+    pub fn handle_transport_closed(&mut self, now: Instant, error: Option<ConnectionError>) {
+        match self.state {
+            State::Idle => {
+                // Opening the transport failed.
+                self.after_connection(now, error.unwrap_or(ConnectionError::TransportClosed));
+            }
+            State::Connecting | State::Connected => {
+                self.after_connection(now, error.unwrap_or(ConnectionError::TransportClosed));
+            }
+            State::Closing => {
+                let error = self
+                    .ending
+                    .take()
+                    .or(error)
+                    .unwrap_or(ConnectionError::TransportClosed);
+                self.after_connection(now, error);
+            }
+            State::Closed => {}
+        }
+    }
+
+    /// The connection ended: clears what belonged to it and schedules the next
+    /// attempt, or closes for good.
+    pub(super) fn after_connection(&mut self, now: Instant, error: ConnectionError) {
+        let was_up = self.state != State::Idle;
+        self.tx.clear();
+        self.timers.stop_all();
+        self.ping_outstanding = false;
+        // Unacked incoming messages of this connection: the server sends them again
+        // on a resumed session; their tickets are now stale.
+        self.incoming.clear();
+        self.incoming_ids.clear();
+        self.repeats = 0;
+        self.aliases.clear();
+        for token in self.qos0_pending.drain(..) {
+            self.events.push_back(Event::PublishDone {
+                token,
+                result: Err(PublishError::ConnectionLost),
+            });
+        }
+        let fatal = self.closing_for_good || error.is_fatal() || !self.opts.reconnect.enabled;
+        if was_up {
+            self.events.push_back(Event::ConnectionLost(error.clone()));
+        }
+        if let Some(at) = self.connected_at.take() {
+            if now.saturating_duration_since(at) >= self.opts.reconnect.stable_after {
+                self.attempt = 0;
+            }
+        }
+        self.attempt = self.attempt.saturating_add(1);
+        let exhausted = self
+            .opts
+            .reconnect
+            .max_attempts
+            .is_some_and(|max| self.attempt > max);
+        if fatal || exhausted {
+            self.close_for_good(error);
+            return;
+        }
+        let delay = self.backoff_delay(self.attempt);
+        self.state = State::Idle;
+        self.timers.set(Timer::Reconnect, now + delay);
+        self.events.push_back(Event::Reconnecting {
+            attempt: self.attempt,
+            delay,
+        });
+    }
+
+    /// Terminal: fails every unfinished command.
+    fn close_for_good(&mut self, error: ConnectionError) {
+        self.state = State::Closed;
+        self.timers.stop_all();
+        let mut out: Vec<_> = self.out.drain().map(|(_, e)| e).collect();
+        out.sort_by_key(|e| e.seq);
+        for e in out {
+            self.events.push_back(Event::PublishDone {
+                token: e.token,
+                result: Err(PublishError::Closed),
+            });
+        }
+        self.resend.clear();
+        let mut requests: Vec<_> = self.requests.drain().map(|(_, r)| r).collect();
+        requests.sort_by_key(|r| r.seq);
+        for r in requests {
+            if let Some(token) = r.token {
+                self.events.push_back(match r.packet {
+                    Packet::Subscribe(_) => Event::SubscribeDone {
+                        token,
+                        result: Err(RequestError::Closed),
+                    },
+                    _ => Event::UnsubscribeDone {
+                        token,
+                        result: Err(RequestError::Closed),
+                    },
+                });
+            }
+        }
+        self.events.push_back(Event::Closed(error));
+    }
+
+    /// The delay before attempt `attempt`, with jitter drawn from `[d/2, d]`.
+    fn backoff_delay(&mut self, attempt: u32) -> Duration {
+        let nominal = self.opts.reconnect.nominal_delay(attempt);
+        if !self.opts.reconnect.jitter {
+            return nominal;
+        }
+        // xorshift64*: deterministic from the seed, good enough to spread a fleet.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let unit = (r >> 11) as f64 / (1u64 << 53) as f64;
+        nominal.mul_f64(0.5 + 0.5 * unit)
+    }
+
+    /// The engine ends the connection: `reason` is sent in a DISCONNECT (MQTT 5
+    /// only: a 3.1.1 client just closes, as DISCONNECT there means a normal end).
+    pub(super) fn end_connection(
+        &mut self,
+        now: Instant,
+        error: ConnectionError,
+        reason: Option<ReasonCode>,
+    ) {
+        if !matches!(self.state, State::Connecting | State::Connected) {
+            return;
+        }
+        if let (Some(reason), ProtocolVersion::V5) = (reason, self.version) {
+            let disconnect = mqtt_codec::packet::Disconnect {
+                reason_code: reason,
+                properties: DisconnectProperties::EMPTY,
+            };
+            self.write(now, &Packet::Disconnect(Box::new(disconnect)));
+        }
+        self.ending = Some(error);
+        self.state = State::Closing;
+        self.timers.stop_all();
+    }
+
+    // ----- application: disconnect ---------------------------------------------
+
+    /// Ends the session on purpose: writes DISCONNECT (with `reason` and
+    /// `properties` in MQTT 5) after everything already queued, then closes for
+    /// good. Unfinished publishes and requests complete with `Closed`. A reason
+    /// code that DISCONNECT cannot carry, or properties that do not encode, are
+    /// refused and nothing changes.
+    pub fn disconnect(
+        &mut self,
+        now: Instant,
+        reason: ReasonCode,
+        properties: DisconnectProperties,
+    ) -> Result<(), RequestError> {
+        // Refused before anything changes.
+        let disconnect = disconnect_packet(self.version, reason, properties)?;
+        self.closing_for_good = true;
+        match self.state {
+            State::Connected | State::Connecting => {
+                self.write(now, &disconnect);
+                self.ending = Some(ConnectionError::LocalDisconnect);
+                self.state = State::Closing;
+                self.timers.stop_all();
+            }
+            State::Idle => self.close_for_good(ConnectionError::LocalDisconnect),
+            State::Closing | State::Closed => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,228 @@
+//! What the engine gives back: its state, events, outcomes and what the server said.
+
+use std::time::Duration;
+
+use mqtt_codec::packet::Publish;
+use mqtt_codec::property::{AckProperties, ConnAckProperties};
+use mqtt_codec::reason::ReasonCode;
+use mqtt_codec::string::MqttString;
+use mqtt_codec::{PacketId, QoS};
+
+use crate::error::{ConnectionError, PublishError, RequestError};
+
+/// Where the engine stands in the connection lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// No transport. One may be opened when [`Engine::wants_transport`] says so.
+    Idle,
+    /// Transport open, CONNECT written, CONNACK awaited.
+    Connecting,
+    /// CONNACK accepted: the session is live.
+    Connected,
+    /// The engine has ended the connection: the driver flushes what is left to
+    /// transmit, closes the transport and calls [`Engine::handle_transport_closed`].
+    Closing,
+    /// Terminal: no further connection will be made.
+    Closed,
+}
+
+/// What the engine tells the driver and the application.
+#[derive(Debug)]
+pub enum Event<T> {
+    /// A CONNACK accepted the connection.
+    Connected {
+        /// Whether the server resumed an existing session.
+        session_present: bool,
+    },
+    /// The connection ended; a reconnection follows unless [`Event::Closed`] does.
+    ConnectionLost(ConnectionError),
+    /// The next connection attempt will start after `delay`.
+    Reconnecting {
+        /// Attempts since the last established connection (see
+        /// [`crate::Backoff::stable_after`]), this one included.
+        attempt: u32,
+        /// The delay before it.
+        delay: Duration,
+    },
+    /// The client is closed for good: the error says why.
+    Closed(ConnectionError),
+    /// A message from the server.
+    Message(Received),
+    /// An outgoing PUBLISH finished its flow.
+    PublishDone {
+        /// The token given to [`Engine::publish`].
+        token: T,
+        /// The outcome.
+        result: Result<PublishOutcome, PublishError>,
+    },
+    /// A SUBSCRIBE was answered.
+    SubscribeDone {
+        /// The token given to [`Engine::subscribe`].
+        token: T,
+        /// The SUBACK, per filter.
+        result: Result<SubscribeOutcome, RequestError>,
+    },
+    /// An UNSUBSCRIBE was answered.
+    UnsubscribeDone {
+        /// The token given to [`Engine::unsubscribe`].
+        token: T,
+        /// The UNSUBACK, per filter.
+        result: Result<UnsubscribeOutcome, RequestError>,
+    },
+    /// A subscription restored after a session was lost was refused by the server.
+    ResubscribeFailed {
+        /// The filter.
+        filter: MqttString,
+        /// The SUBACK reason code.
+        reason: ReasonCode,
+    },
+}
+
+/// A message received from the server, and how to acknowledge it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The PUBLISH (its topic resolved if it came with a Topic Alias).
+    pub publish: Publish,
+    /// For QoS 1/2: what to give [`Engine::ack`]. `None` for QoS 0 and in auto-ack mode.
+    pub ack: Option<AckTicket>,
+}
+
+/// Identifies one received QoS 1/2 message on one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckTicket {
+    pub(super) epoch: u64,
+    pub(super) seq: u64,
+    pub(super) packet_id: PacketId,
+    pub(super) qos: QoS,
+}
+
+impl AckTicket {
+    /// The message's packet identifier.
+    pub fn packet_id(&self) -> PacketId {
+        self.packet_id
+    }
+
+    /// The message's QoS (1: PUBACK acknowledges it; 2: PUBREC).
+    pub fn qos(&self) -> QoS {
+        self.qos
+    }
+
+    /// The connection the message came on (counting from 1).
+    pub fn connection(&self) -> u64 {
+        self.epoch
+    }
+}
+
+/// The end of a successful PUBLISH flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishOutcome {
+    /// The packet identifier (`None` for QoS 0).
+    pub packet_id: Option<PacketId>,
+    /// The reason code of PUBACK (QoS 1) or PUBCOMP (QoS 2); SUCCESS for QoS 0 and
+    /// 3.1.1. May be 0x10 No matching subscribers.
+    pub reason: ReasonCode,
+    /// The properties of that ack.
+    pub properties: AckProperties,
+}
+
+/// A SUBACK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeOutcome {
+    /// The packet identifier used.
+    pub packet_id: PacketId,
+    /// Per filter, in request order: the granted QoS, or the failure reason code.
+    pub results: Vec<Result<QoS, ReasonCode>>,
+    /// The SUBACK's properties.
+    pub properties: AckProperties,
+}
+
+/// An UNSUBACK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsubscribeOutcome {
+    /// The packet identifier used.
+    pub packet_id: PacketId,
+    /// Per filter, in request order (MQTT 5); empty in 3.1.1, which has none.
+    pub results: Vec<ReasonCode>,
+    /// The UNSUBACK's properties.
+    pub properties: AckProperties,
+}
+
+/// A command the engine could not take; the token comes back.
+#[derive(Debug)]
+pub struct Refused<T, E> {
+    /// Why.
+    pub error: E,
+    /// The token given with the command.
+    pub token: T,
+}
+
+/// What the server said about itself in CONNACK, with the protocol defaults
+/// applied where a property was absent.
+#[derive(Debug, Clone, Default)]
+pub struct ServerInfo {
+    /// Session Present of the last CONNACK.
+    pub session_present: bool,
+    /// The CONNACK properties as received (MQTT 5; empty in 3.1.1).
+    pub properties: ConnAckProperties,
+}
+
+impl ServerInfo {
+    /// Receive Maximum (65,535 when absent).
+    pub fn receive_maximum(&self) -> u16 {
+        self.properties.receive_maximum.unwrap_or(u16::MAX)
+    }
+
+    /// Maximum QoS (2 when absent).
+    pub fn maximum_qos(&self) -> QoS {
+        self.properties.maximum_qos.unwrap_or(QoS::ExactlyOnce)
+    }
+
+    /// Retain Available (true when absent).
+    pub fn retain_available(&self) -> bool {
+        self.properties.retain_available.unwrap_or(true)
+    }
+
+    /// Maximum Packet Size (`None`: only the protocol's limit).
+    pub fn maximum_packet_size(&self) -> Option<u32> {
+        self.properties.maximum_packet_size
+    }
+
+    /// Topic Alias Maximum (0 when absent).
+    pub fn topic_alias_maximum(&self) -> u16 {
+        self.properties.topic_alias_maximum.unwrap_or(0)
+    }
+
+    /// Wildcard Subscription Available (true when absent).
+    pub fn wildcard_subscription_available(&self) -> bool {
+        self.properties
+            .wildcard_subscription_available
+            .unwrap_or(true)
+    }
+
+    /// Subscription Identifiers Available (true when absent).
+    pub fn subscription_identifiers_available(&self) -> bool {
+        self.properties
+            .subscription_identifiers_available
+            .unwrap_or(true)
+    }
+
+    /// Shared Subscription Available (true when absent).
+    pub fn shared_subscription_available(&self) -> bool {
+        self.properties
+            .shared_subscription_available
+            .unwrap_or(true)
+    }
+
+    /// Server Keep Alive, if the server imposed one.
+    pub fn server_keep_alive(&self) -> Option<u16> {
+        self.properties.server_keep_alive
+    }
+
+    /// Assigned Client Identifier, if the server assigned one.
+    pub fn assigned_client_identifier(&self) -> Option<&str> {
+        self.properties
+            .assigned_client_identifier
+            .as_ref()
+            .map(MqttString::as_str)
+    }
+}
