@@ -101,6 +101,7 @@ mod driver;
 pub mod engine;
 mod error;
 mod options;
+pub mod session;
 pub mod transport;
 
 pub use client::{AckFailed, AckToken, Client, ConnectionEvent, Incoming, Message, PublishHandle};
