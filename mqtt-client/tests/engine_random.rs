@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use engine_common::*;
 use mqtt_client::engine::{AckTicket, Event, State};
+use mqtt_client::session::Session;
 use mqtt_client::{ProtocolVersion, QoS};
 use mqtt_codec::packet::{Packet, PubAck, Publish};
 use mqtt_codec::property::{AckProperties, ConnAckProperties};
@@ -442,6 +443,10 @@ impl Model {
 }
 
 fn run(version: ProtocolVersion, seed: u64, steps: usize) {
+    run_with(version, seed, steps, false);
+}
+
+fn run_with(version: ProtocolVersion, seed: u64, steps: usize, stored: bool) {
     // 3.1.1 resumes sessions only with Clean Session 0; it has no Receive
     // Maximum, so the window is `max_inflight` alone.
     let mut opts = options(version)
@@ -453,7 +458,15 @@ fn run(version: ProtocolVersion, seed: u64, steps: usize) {
         ProtocolVersion::V5 => receive_maximum(3),
         ProtocolVersion::V311 => ConnAckProperties::EMPTY,
     };
-    let mut h = Harness::connected_with(opts, connack);
+    let mut h = if stored {
+        let mut h = Harness::resumed(opts, Session::default());
+        h.open();
+        h.connack(false, connack);
+        h.events();
+        h
+    } else {
+        Harness::connected_with(opts, connack)
+    };
     let mut model = Model::new(seed, version);
 
     for _ in 0..steps {
@@ -485,5 +498,17 @@ fn long_random_runs_keep_every_invariant() {
     for seed in [0xDEAD_BEEF, 0x5EED, 7_777_777] {
         run(ProtocolVersion::V5, seed, 20_000);
         run(ProtocolVersion::V311, seed, 20_000);
+    }
+}
+
+/// The same random runs with an engine that records its session: after every
+/// step, the store built from the changes equals the engine's session, and no
+/// PUBLISH, PUBREL, PUBREC or PUBCOMP leaves before the change it depends on
+/// (checked by the harness at every flush).
+#[test]
+fn random_operations_with_a_session_store_keep_it_equal_to_the_engine() {
+    for seed in 1..=100 {
+        run_with(ProtocolVersion::V5, seed, 400, true);
+        run_with(ProtocolVersion::V311, seed, 400, true);
     }
 }

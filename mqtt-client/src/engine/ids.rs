@@ -71,6 +71,20 @@ impl PacketIds {
         None
     }
 
+    /// Marks `id` in use (an identifier of a restored session); false if it was.
+    pub(crate) fn reserve(&mut self, id: PacketId) -> bool {
+        let i = usize::from(id.get());
+        match self.used.get_mut(i >> 6) {
+            Some(w) if *w & (1 << (i & 63)) == 0 => {
+                *w |= 1 << (i & 63);
+                self.in_use += 1;
+                self.cursor = id.get();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Returns an identifier to the pool; freeing a free identifier is a no-op.
     pub(crate) fn free(&mut self, id: PacketId) {
         let i = usize::from(id.get());
@@ -138,6 +152,19 @@ impl IdSet {
             }
             _ => false,
         }
+    }
+
+    /// The identifiers in the set, in ascending order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = PacketId> + '_ {
+        self.bits.iter().enumerate().flat_map(|(word, &bits)| {
+            (0..64u16)
+                .filter(move |bit| bits & (1 << bit) != 0)
+                .filter_map(move |bit| {
+                    u16::try_from(word)
+                        .ok()
+                        .and_then(|w| PacketId::new(w * 64 + bit))
+                })
+        })
     }
 
     pub(crate) fn clear(&mut self) {

@@ -9,11 +9,12 @@ use mqtt_codec::reason::ReasonCode;
 use mqtt_codec::{PacketId, ProtocolVersion, QoS};
 
 use super::{
-    AckTicket, ActiveSubscription, Engine, Event, InEntry, PublishOutcome, Received, ServerInfo,
-    Stage, State, SubscribeOutcome, Timer, UnsubscribeOutcome,
+    AckTicket, Engine, Event, InEntry, PublishOutcome, Received, ServerInfo, Stage, State,
+    SubscribeOutcome, Timer, UnsubscribeOutcome,
 };
 use crate::error::{AckError, ConnectRefusal, ConnectionError, PublishError, Violation};
 use crate::options::SessionLostPolicy;
+use crate::session::{SessionChange, SessionSubscription};
 
 impl<T> Engine<T> {
     /// Bytes read from the transport: decodes and handles every complete packet,
@@ -132,7 +133,11 @@ impl<T> Engine<T> {
         };
         if let Some(id) = self.server.assigned_client_identifier() {
             // Adopted for every later connection, so that the session can resume.
-            self.client_id = id.to_owned();
+            if id != self.client_id {
+                self.client_id = id.to_owned();
+                let id = self.client_id.clone();
+                self.record(|| SessionChange::ClientId(id));
+            }
         }
         self.state = State::Connected;
         self.connected_at = Some(now);
@@ -165,14 +170,18 @@ impl<T> Engine<T> {
                 for e in failed {
                     if let Some(id) = e.publish.packet_id {
                         self.ids.free(id);
+                        self.record(|| SessionChange::OutgoingCompleted(id));
                     }
-                    self.events.push_back(Event::PublishDone {
-                        token: e.token,
-                        result: Err(PublishError::SessionLost),
-                    });
+                    if let Some(token) = e.token {
+                        self.events.push_back(Event::PublishDone {
+                            token,
+                            result: Err(PublishError::SessionLost),
+                        });
+                    }
                 }
             }
         }
+        self.record(|| SessionChange::ServerSessionLost);
         if self.opts.restore_subscriptions {
             self.restore_subscriptions();
         }
@@ -361,6 +370,7 @@ impl<T> Engine<T> {
                 // later PUBLISH with this identifier is new [MQTT-4.3.3-9].
                 if reason.is_success() {
                     self.awaiting_release.insert(packet_id);
+                    self.record(|| SessionChange::IncomingReceived(packet_id));
                 }
                 self.write_ack(now, PacketType::PubRec, packet_id, reason, properties);
             } else {
@@ -425,9 +435,13 @@ impl<T> Engine<T> {
             self.unexpected(now, PacketType::PubRel);
             return;
         }
-        let reason = if self.awaiting_release.remove(ack.packet_id)
-            || self.version == ProtocolVersion::V311
-        {
+        let released = self.awaiting_release.remove(ack.packet_id);
+        if released {
+            // Stored before PUBCOMP leaves: the server forgets the identifier then,
+            // and a stored one would make its next PUBLISH look like a repeat.
+            self.record(|| SessionChange::IncomingReleased(ack.packet_id));
+        }
+        let reason = if released || self.version == ProtocolVersion::V311 {
             ReasonCode::SUCCESS
         } else {
             // A PUBREL resent after our PUBCOMP was lost, or unknown: answered all the same
@@ -468,7 +482,7 @@ impl<T> Engine<T> {
         id: u16,
         packet_id: PacketId,
         result: Result<PublishOutcome, PublishError>,
-        token: T,
+        token: Option<T>,
     ) {
         if !self.resend.is_empty() {
             // It may still wait to be resent (the server acked it from an earlier
@@ -476,7 +490,10 @@ impl<T> Engine<T> {
             self.resend.retain(|&r| r != id);
         }
         self.ids.free(packet_id);
-        self.events.push_back(Event::PublishDone { token, result });
+        self.record(|| SessionChange::OutgoingCompleted(packet_id));
+        if let Some(token) = token {
+            self.events.push_back(Event::PublishDone { token, result });
+        }
         if !self.resend.is_empty() {
             self.pump_resend(now);
         }
@@ -503,7 +520,12 @@ impl<T> Engine<T> {
                     // The payload is kept: if the session is lost before PUBCOMP,
                     // `SessionLostPolicy::ResendAsNew` sends the message again (a
                     // broker such as mosquitto forwards QoS 2 only at PUBREL).
-                    entry.stage = Stage::Release;
+                    if entry.stage == Stage::Publish {
+                        entry.stage = Stage::Release;
+                        // Stored before PUBREL leaves: resending the PUBLISH after
+                        // the server completed the flow would deliver it twice.
+                        self.record(|| SessionChange::OutgoingReleased(ack.packet_id));
+                    }
                 }
                 // Answered while still waiting to be resent: the PUBREL below is its
                 // resend, and it is on the wire from now on.
@@ -595,19 +617,28 @@ impl<T> Engine<T> {
             };
             match granted {
                 Some(qos) => {
-                    let active = ActiveSubscription {
+                    let active = SessionSubscription {
+                        filter,
                         options,
                         properties: sub.properties.clone(),
                     };
-                    match self.subscriptions.iter_mut().find(|(f, _)| *f == filter) {
-                        Some((_, slot)) => *slot = active,
-                        None => self.subscriptions.push((filter, active)),
+                    if self.recording {
+                        self.changes.push(SessionChange::Subscribed(active.clone()));
+                    }
+                    match self
+                        .subscriptions
+                        .iter_mut()
+                        .find(|s| s.filter == active.filter)
+                    {
+                        Some(slot) => *slot = active,
+                        None => self.subscriptions.push(active),
                     }
                     results.push(Ok(qos));
                 }
                 None => {
                     if request.token.is_none() {
-                        self.subscriptions.retain(|(f, _)| *f != filter);
+                        self.subscriptions.retain(|s| s.filter != filter);
+                        self.record(|| SessionChange::Unsubscribed(filter.clone()));
                         self.events.push_back(Event::ResubscribeFailed {
                             filter,
                             reason: code,
@@ -660,7 +691,8 @@ impl<T> Engine<T> {
                 .copied()
                 .unwrap_or(ReasonCode::SUCCESS);
             if code.0 < 0x80 {
-                self.subscriptions.retain(|(f, _)| f != filter);
+                self.subscriptions.retain(|s| s.filter != *filter);
+                self.record(|| SessionChange::Unsubscribed(filter.clone()));
             }
         }
         if let Some(token) = request.token {

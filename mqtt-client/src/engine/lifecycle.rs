@@ -119,11 +119,17 @@ impl<T> Engine<T> {
     fn close_for_good(&mut self, error: ConnectionError) {
         self.state = State::Closed;
         self.timers.stop_all();
-        let mut out: Vec<_> = self.out.drain().map(|(_, e)| e).collect();
-        out.sort_by_key(|e| e.seq);
-        for e in out {
+        // The messages stay in the session (a store keeps them for the next client
+        // that resumes it); only the waiting handles end.
+        let mut out: Vec<_> = self
+            .out
+            .values_mut()
+            .filter_map(|e| e.token.take().map(|t| (e.seq, t)))
+            .collect();
+        out.sort_by_key(|(seq, _)| *seq);
+        for (_, token) in out {
             self.events.push_back(Event::PublishDone {
-                token: e.token,
+                token,
                 result: Err(PublishError::Closed),
             });
         }

@@ -69,20 +69,22 @@ mod keepalive;
 mod lifecycle;
 mod outbound;
 mod output;
+mod session;
 mod timer;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use mqtt_codec::packet::{Decoder, Packet, Publish, SubscriptionOptions};
-use mqtt_codec::property::{AckProperties, SubscribeProperties};
+use mqtt_codec::packet::{Decoder, Packet, Publish};
+use mqtt_codec::property::AckProperties;
 use mqtt_codec::reason::ReasonCode;
 use mqtt_codec::string::MqttString;
 use mqtt_codec::{PacketId, ProtocolVersion, QoS};
 
 use crate::error::ConnectionError;
 use crate::options::Options;
+use crate::session::{SessionChange, SessionSubscription};
 
 pub(crate) use connect::disconnect_packet;
 use ids::{IdMap, IdSet, PacketIds};
@@ -110,7 +112,9 @@ struct OutEntry<T> {
     stage: Stage,
     /// The PUBREL was sent again on a resumed session.
     release_resent: bool,
-    token: T,
+    /// `None` for a message restored from a stored session: nobody in this
+    /// process waits for it.
+    token: Option<T>,
 }
 
 /// A SUBSCRIBE or UNSUBSCRIBE awaiting its ack. `token` is `None` for the
@@ -132,13 +136,6 @@ struct InEntry {
     /// A resent QoS 2 PUBLISH already PUBREC'd: its PUBREC again, in its place in
     /// the order, and nothing else (it is not a new message).
     repeat: bool,
-}
-
-/// An active subscription, kept to restore it when a session is lost.
-#[derive(Debug, Clone)]
-struct ActiveSubscription {
-    options: SubscriptionOptions,
-    properties: SubscribeProperties,
 }
 
 /// The MQTT session and connection state machine. See the [module](self) doc for
@@ -190,7 +187,8 @@ pub struct Engine<T> {
     requests: IdMap<Request<T>>,
     /// QoS 0 PUBLISHes in `tx`: complete when `tx` is handed to the driver.
     qos0_pending: Vec<T>,
-    subscriptions: Vec<(MqttString, ActiveSubscription)>,
+    /// Active subscriptions, kept to restore them when a session is lost.
+    subscriptions: Vec<SessionSubscription>,
     // Incoming.
     incoming: VecDeque<InEntry>,
     /// Sequence number of `incoming`'s front.
@@ -203,6 +201,11 @@ pub struct Engine<T> {
     awaiting_release: IdSet,
     /// Topic aliases the server set on this connection (index alias - 1).
     aliases: Vec<Option<MqttString>>,
+    // Session store.
+    /// Whether session changes are recorded ([`Engine::resume`]).
+    recording: bool,
+    /// Changes not yet taken by [`Engine::poll_session_changes`].
+    changes: Vec<SessionChange>,
 }
 
 impl<T> Engine<T> {
@@ -251,6 +254,8 @@ impl<T> Engine<T> {
             repeats: 0,
             awaiting_release: IdSet::new(),
             aliases: Vec::new(),
+            recording: false,
+            changes: Vec::new(),
             opts,
         }
     }
@@ -327,7 +332,7 @@ impl<T> Engine<T> {
 
     /// Filters of the active subscriptions, in the order they were first granted.
     pub fn subscriptions(&self) -> impl Iterator<Item = &str> + '_ {
-        self.subscriptions.iter().map(|(f, _)| f.as_str())
+        self.subscriptions.iter().map(|s| s.filter.as_str())
     }
 
     /// True when a transport should be opened now.

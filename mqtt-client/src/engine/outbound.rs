@@ -11,6 +11,7 @@ use mqtt_codec::{PacketId, ProtocolVersion, QoS};
 
 use super::{Engine, Event, OutEntry, Refused, Request, Stage, State};
 use crate::error::{PublishError, RequestError};
+use crate::session::SessionChange;
 
 impl<T> Engine<T> {
     /// Takes a PUBLISH to send. QoS 1/2 get a packet identifier (returned) and
@@ -89,6 +90,12 @@ impl<T> Engine<T> {
             }
             Some(id) => {
                 let seq = self.next_seq();
+                // Stored before the bytes just written leave (the driver applies
+                // changes before it writes).
+                if self.recording {
+                    self.changes
+                        .push(SessionChange::OutgoingAdded(publish.clone()));
+                }
                 self.out.insert(
                     id.get(),
                     OutEntry {
@@ -96,7 +103,7 @@ impl<T> Engine<T> {
                         publish,
                         stage: Stage::Publish,
                         release_resent: false,
-                        token,
+                        token: Some(token),
                     },
                 );
                 Ok(Some(id))
@@ -274,7 +281,8 @@ impl<T> Engine<T> {
     pub(super) fn restore_subscriptions(&mut self) {
         let mut groups: Vec<(SubscribeProperties, Vec<(MqttString, SubscriptionOptions)>)> =
             Vec::new();
-        for (filter, active) in &self.subscriptions {
+        for active in &self.subscriptions {
+            let filter = &active.filter;
             // Filters already being (re)subscribed by a pending request are skipped,
             // and so are those the application is unsubscribing from: the pending
             // UNSUBSCRIBE goes first, and a restore after it would undo it.
@@ -372,7 +380,8 @@ impl<T> Engine<T> {
             }),
             (Packet::Subscribe(sub), None) => {
                 for (filter, _) in sub.filters {
-                    self.subscriptions.retain(|(f, _)| *f != filter);
+                    self.subscriptions.retain(|s| s.filter != filter);
+                    self.record(|| SessionChange::Unsubscribed(filter.clone()));
                     let reason = match error {
                         RequestError::PacketTooLarge => ReasonCode::PACKET_TOO_LARGE,
                         _ => ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR,
@@ -420,11 +429,14 @@ impl<T> Engine<T> {
                             if let Some(entry) = self.out.remove(&id) {
                                 if let Some(pid) = entry.publish.packet_id {
                                     self.ids.free(pid);
+                                    self.record(|| SessionChange::OutgoingCompleted(pid));
                                 }
-                                self.events.push_back(Event::PublishDone {
-                                    token: entry.token,
-                                    result: Err(error),
-                                });
+                                if let Some(token) = entry.token {
+                                    self.events.push_back(Event::PublishDone {
+                                        token,
+                                        result: Err(error),
+                                    });
+                                }
                             }
                         }
                     }

@@ -39,6 +39,7 @@ use mqtt_client::engine::{
     AckTicket, Engine, Event, PublishOutcome, Received, Refused, State, SubscribeOutcome,
     UnsubscribeOutcome,
 };
+use mqtt_client::session::Session;
 use mqtt_client::{
     AckError, Backoff, ConnectionError, Options, PacketId, ProtocolVersion, PublishError, QoS,
     RequestError,
@@ -109,6 +110,9 @@ pub(crate) struct Harness {
     /// Bytes given to the engine that it has not consumed (an incomplete packet).
     rx: BytesMut,
     next_token: u32,
+    /// For an engine built with [`Engine::resume`]: the store, as a driver keeps it
+    /// (every change applied before the bytes of the same step are taken).
+    pub(crate) store: Option<Session>,
 }
 
 impl Harness {
@@ -125,7 +129,20 @@ impl Harness {
             broker: Decoder::new(version),
             rx: BytesMut::new(),
             next_token: 1,
+            store: None,
         }
+    }
+
+    /// An idle engine resuming `session`, its changes applied to [`Harness::store`]
+    /// (which starts as `session`) at every flush, and checked there: the store
+    /// always equals [`Engine::session`], and every packet that depends on the
+    /// session is sent only once the store has what it depends on.
+    pub(crate) fn resumed(opts: Options, session: Session) -> Self {
+        let mut h = Self::new(opts.clone());
+        h.engine = Engine::resume(opts, session.clone());
+        h.store = Some(session);
+        h.flush();
+        h
     }
 
     /// An engine with [`options`] for `version`, connected (clean session, empty
@@ -321,17 +338,50 @@ impl Harness {
 
     /// Takes what the engine has to transmit and decodes it into `sent`.
     pub(crate) fn flush(&mut self) {
+        if let Some(store) = self.store.as_mut() {
+            for change in self.engine.poll_session_changes() {
+                store.apply(&change);
+            }
+        } else {
+            assert!(
+                !self.engine.has_session_changes(),
+                "an engine built with `new` records nothing"
+            );
+        }
         while let Some(bytes) = self.engine.poll_transmit() {
             let mut buf = BytesMut::from(&bytes[..]);
             loop {
                 match self.broker.decode(&mut buf) {
-                    Ok(Some(packet)) => self.sent.push_back(packet),
+                    Ok(Some(packet)) => {
+                        if let Some(store) = &self.store {
+                            check_stored_before_sent(store, &packet, self.version);
+                        }
+                        self.sent.push_back(packet);
+                    }
                     Ok(None) => break,
                     Err(e) => panic!("the engine wrote an undecodable packet: {e}"),
                 }
             }
             assert!(buf.is_empty(), "the engine wrote part of a packet");
         }
+        if let Some(store) = &self.store {
+            assert_eq!(
+                store,
+                &self.engine.session(),
+                "the store differs from the engine's session"
+            );
+        }
+    }
+
+    /// The engine "crashes": what a store had is all that is left, and a new engine
+    /// resumes from it (with the same options), idle. What was sent and the
+    /// events are discarded.
+    pub(crate) fn crash_and_resume(&mut self, opts: Options) {
+        let store = self.store.clone().expect("a harness built with `resumed`");
+        let now = self.now;
+        *self = Self::resumed(opts, store);
+        self.start = now;
+        self.now = now;
     }
 
     /// Takes everything written so far.
@@ -732,4 +782,48 @@ pub(crate) fn reset() -> ConnectionError {
         io::ErrorKind::ConnectionReset,
         "connection reset",
     ))
+}
+
+/// A packet the client writes that depends on the session must find what it
+/// depends on in the store already.
+fn check_stored_before_sent(store: &Session, packet: &Packet, version: ProtocolVersion) {
+    let outgoing = |id: PacketId| {
+        store
+            .outgoing
+            .iter()
+            .find(|m| m.publish.packet_id == Some(id))
+    };
+    match packet {
+        Packet::Publish(p) if p.qos != QoS::AtMostOnce => {
+            let id = p.packet_id.expect("QoS 1/2 has an identifier");
+            assert!(
+                outgoing(id).is_some_and(|m| !m.released),
+                "PUBLISH {id:?} sent before it was stored: {store:#?}"
+            );
+        }
+        Packet::PubRel(ack)
+            if ack.reason_code == ReasonCode::SUCCESS && version == ProtocolVersion::V5 =>
+        {
+            assert!(
+                outgoing(ack.packet_id).is_some_and(|m| m.released),
+                "PUBREL {:?} sent before the release was stored: {store:#?}",
+                ack.packet_id
+            );
+        }
+        Packet::PubRec(ack) if ack.reason_code == ReasonCode::SUCCESS => {
+            assert!(
+                store.awaiting_release.contains(&ack.packet_id),
+                "PUBREC {:?} sent before the identifier was stored",
+                ack.packet_id
+            );
+        }
+        Packet::PubComp(ack) => {
+            assert!(
+                !store.awaiting_release.contains(&ack.packet_id),
+                "PUBCOMP {:?} sent while the store still awaits its release",
+                ack.packet_id
+            );
+        }
+        _ => {}
+    }
 }
