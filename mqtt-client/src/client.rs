@@ -25,6 +25,7 @@ use crate::engine::{
 };
 use crate::error::{AckError, ConnectionError, PublishError, RequestError};
 use crate::options::Options;
+use crate::session::{Session, SessionStore, StoreError};
 use crate::transport::Connector;
 
 /// A change in the connection, as seen by [`Client::events`].
@@ -56,6 +57,9 @@ pub enum ConnectionEvent {
     Closed(ConnectionError),
 }
 
+/// The outcome of the first connection attempt, for [`ClientBuilder::connect`].
+type FirstConnack = oneshot::Receiver<Result<(), ConnectionError>>;
+
 /// State shared by the handles and the driver.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -84,52 +88,74 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects and waits for the first CONNACK (within a tokio runtime: the
-    /// driver is a spawned task). Returns the error of the first
-    /// attempt if it fails (a refused CONNACK, an unreachable server): a
-    /// misconfiguration shows at start-up. Later connections are automatic.
+    /// Connects and waits for the first CONNACK, without a session store (the
+    /// session lives as long as the client). See [`ClientBuilder::connect`].
     pub async fn connect<C: Connector>(
         options: Options,
         connector: C,
     ) -> Result<(Client, Incoming), ConnectionError> {
-        Engine::<()>::check_options(&options)?;
-        let (client, incoming, first) = Self::spawn(options, connector, true);
-        match first.await {
-            Ok(Ok(())) => Ok((client, incoming)),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(client
-                .closed_reason()
-                .unwrap_or(ConnectionError::LocalDisconnect)),
-        }
+        Self::builder(options).connect(connector).await
     }
 
-    /// Starts the client without waiting (within a tokio runtime): the first
-    /// connection is attempted at once and retried with backoff like any
-    /// reconnection. Fails only when the options cannot make a valid CONNECT.
+    /// Starts the client without waiting, without a session store. See
+    /// [`ClientBuilder::start`].
     pub fn start<C: Connector>(
         options: Options,
         connector: C,
     ) -> Result<(Client, Incoming), ConnectionError> {
-        Engine::<()>::check_options(&options)?;
-        let (client, incoming, _) = Self::spawn(options, connector, false);
-        Ok((client, incoming))
+        Self::builder(options).start(connector)
+    }
+
+    /// A client with these options, to give a session store before connecting.
+    pub fn builder(options: Options) -> ClientBuilder {
+        ClientBuilder {
+            options,
+            store: None,
+        }
     }
 
     fn spawn<C: Connector>(
         options: Options,
+        store: Option<Box<dyn SessionStore>>,
         connector: C,
         fail_fast: bool,
-    ) -> (
-        Client,
-        Incoming,
-        oneshot::Receiver<Result<(), ConnectionError>>,
-    ) {
+    ) -> Result<(Client, Incoming, FirstConnack), ConnectionError> {
+        Engine::<()>::check_options(&options)?;
+        let session = match store {
+            Some(mut store) => {
+                let session = store
+                    .load()
+                    .map_err(|e| ConnectionError::SessionStore(Arc::new(e)))?;
+                if let Some(stored) = &session.client_id {
+                    if !options.client_id.is_empty() && *stored != options.client_id {
+                        return Err(ConnectionError::SessionStore(Arc::new(
+                            StoreError::ClientIdMismatch {
+                                stored: stored.clone(),
+                                configured: options.client_id,
+                            },
+                        )));
+                    }
+                }
+                Some((store, session))
+            }
+            None => None,
+        };
+        let client_id = match &session {
+            Some((
+                _,
+                Session {
+                    client_id: Some(id),
+                    ..
+                },
+            )) => id.clone(),
+            _ => options.client_id.clone(),
+        };
         let (events, _) = broadcast::channel(64);
         let auto_ack = options.auto_ack;
         let shared = Arc::new(Shared {
             epoch: AtomicU64::new(0),
             server: Mutex::new(ServerInfo::default()),
-            client_id: Mutex::new(options.client_id.clone()),
+            client_id: Mutex::new(client_id),
             closed: Mutex::new(None),
             events,
             version: options.version,
@@ -141,6 +167,7 @@ impl Client {
         let (first_tx, first_rx) = oneshot::channel();
         let driver = driver::Driver::new(
             options,
+            session,
             connector,
             shared.clone(),
             command_rx,
@@ -151,7 +178,7 @@ impl Client {
             if fail_fast { Some(first_tx) } else { None },
         );
         tokio::spawn(driver.run());
-        (
+        Ok((
             Client {
                 commands,
                 control,
@@ -162,7 +189,7 @@ impl Client {
                 auto_ack,
             },
             first_rx,
-        )
+        ))
     }
 
     /// Publishes `payload` to `topic`. See [`Client::publish_with`].
@@ -353,6 +380,80 @@ impl Client {
     /// True once the driver has stopped.
     pub fn is_closed(&self) -> bool {
         self.commands.is_closed()
+    }
+}
+
+/// A client about to start: its options and, optionally, where its session is kept.
+///
+/// ```no_run
+/// use mqtt_client::session::{FileStore, FsyncPolicy};
+/// use mqtt_client::{Client, Options, Tcp};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = FileStore::open("line-1.session", FsyncPolicy::Always)?;
+/// let options = Options::new("line-1").with_clean_start(false).with_session_expiry(3600);
+/// let (client, incoming) = Client::builder(options)
+///     .session_store(store)
+///     .connect(Tcp::new("127.0.0.1:1883"))
+///     .await?;
+/// # drop((client, incoming));
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "a builder does nothing until connect or start"]
+pub struct ClientBuilder {
+    options: Options,
+    store: Option<Box<dyn SessionStore>>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("options", &self.options)
+            .field("session_store", &self.store.is_some())
+            .finish()
+    }
+}
+
+impl ClientBuilder {
+    /// Keeps the session in `store`: it is loaded when the client starts (the
+    /// client resumes it: unfinished outgoing messages are sent again, incoming
+    /// QoS 2 messages acknowledged before are not handed over again), and every
+    /// change is applied to it before the packets that depend on it are sent.
+    /// Without one, the session lives as long as the client.
+    ///
+    /// A store is one client's: its session's client identifier must match the
+    /// options' (or the options' is empty, and the stored one is used).
+    pub fn session_store(mut self, store: impl SessionStore) -> Self {
+        self.store = Some(Box::new(store));
+        self
+    }
+
+    /// Connects and waits for the first CONNACK (within a tokio runtime: the
+    /// driver is a spawned task). Returns the error of the first attempt if it
+    /// fails (a refused CONNACK, an unreachable server): a misconfiguration shows at
+    /// start-up. Later connections are automatic.
+    pub async fn connect<C: Connector>(
+        self,
+        connector: C,
+    ) -> Result<(Client, Incoming), ConnectionError> {
+        let (client, incoming, first) = Client::spawn(self.options, self.store, connector, true)?;
+        match first.await {
+            Ok(Ok(())) => Ok((client, incoming)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(client
+                .closed_reason()
+                .unwrap_or(ConnectionError::LocalDisconnect)),
+        }
+    }
+
+    /// Starts the client without waiting (within a tokio runtime): the first
+    /// connection is attempted at once and retried with backoff like any
+    /// reconnection. Fails only when the options cannot make a valid CONNECT or
+    /// the session store cannot be read.
+    pub fn start<C: Connector>(self, connector: C) -> Result<(Client, Incoming), ConnectionError> {
+        let (client, incoming, _) = Client::spawn(self.options, self.store, connector, false)?;
+        Ok((client, incoming))
     }
 }
 

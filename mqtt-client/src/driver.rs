@@ -28,6 +28,7 @@ use crate::engine::{
 };
 use crate::error::{ConnectionError, PublishError, RequestError};
 use crate::options::Options;
+use crate::session::{Session, SessionChange, SessionStore};
 use crate::transport::Connector;
 
 /// A command from a [`crate::Client`] handle.
@@ -121,6 +122,11 @@ type Halves<S> = (ReadHalf<S>, WriteHalf<S>);
 
 pub(crate) struct Driver<C: Connector> {
     engine: Engine<Token>,
+    /// Where the session is kept, when the application gave a store: changes are
+    /// applied there before the bytes that depend on them are queued for writing.
+    store: Option<Box<dyn SessionStore>>,
+    /// The changes of one step, handed to the store in one call.
+    changes: Vec<SessionChange>,
     connector: C,
     connect_timeout: Duration,
     shared: Arc<Shared>,
@@ -149,6 +155,7 @@ impl<C: Connector> Driver<C> {
     )]
     pub(crate) fn new(
         mut options: Options,
+        session: Option<(Box<dyn SessionStore>, Session)>,
         connector: C,
         shared: Arc<Shared>,
         commands: mpsc::Receiver<Command>,
@@ -164,8 +171,14 @@ impl<C: Connector> Driver<C> {
         options.auto_ack = false;
         let connect_timeout = options.connect_timeout;
         let flush_limit = options.ping_timeout.min(Duration::from_secs(5));
+        let (engine, store) = match session {
+            Some((store, session)) => (Engine::resume(options, session), Some(store)),
+            None => (Engine::new(options), None),
+        };
         Self {
-            engine: Engine::new(options),
+            engine,
+            store,
+            changes: Vec::new(),
             connector,
             connect_timeout,
             shared,
@@ -191,14 +204,14 @@ impl<C: Connector> Driver<C> {
                 if self.engine.is_closed() {
                     break;
                 }
-                let now = Instant::now();
+                let now = now();
                 if self.engine.wants_transport(now) {
                     transport = self.open().await;
                     self.outputs();
                     continue;
                 }
             }
-            self.take_pending(Instant::now());
+            self.take_pending(now());
             self.outputs();
             if let Some((_, writer)) = transport.as_mut() {
                 if self.engine.transport_done() {
@@ -212,7 +225,7 @@ impl<C: Connector> Driver<C> {
                     .await;
                     transport = None;
                     self.transport_lost();
-                    self.engine.handle_transport_closed(Instant::now(), None);
+                    self.engine.handle_transport_closed(now(), None);
                     self.outputs();
                     continue;
                 }
@@ -240,7 +253,7 @@ impl<C: Connector> Driver<C> {
         let result = tokio::select! {
             result = attempt => result,
             control = self.control.recv() => {
-                let now = Instant::now();
+                let now = now();
                 match control {
                     Some(Control::Disconnect { reason, properties, done }) => {
                         self.disconnect(now, reason, properties, done);
@@ -250,7 +263,7 @@ impl<C: Connector> Driver<C> {
                 return None;
             }
         };
-        let now = Instant::now();
+        let now = now();
         match result {
             Ok(Ok(stream)) => {
                 self.read_buf.clear();
@@ -317,15 +330,15 @@ impl<C: Connector> Driver<C> {
             biased;
             control = self.control.recv() => match control {
                 Some(Control::Disconnect { reason, properties, done }) => {
-                    self.disconnect(Instant::now(), reason, properties, done);
+                    self.disconnect(now(), reason, properties, done);
                 }
                 None => {
                     // Every `Client` handle is gone: nobody can use the client any more.
-                    self.disconnect_quietly(Instant::now());
+                    self.disconnect_quietly(now());
                 }
             },
             Some(ack) = self.acks.recv() => {
-                let now = Instant::now();
+                let now = now();
                 let _ = self.engine.ack(now, ack.ticket, ack.reason, ack.properties);
                 // Take every ack already queued before anything else.
                 while let Ok(ack) = self.acks.try_recv() {
@@ -353,11 +366,11 @@ impl<C: Connector> Driver<C> {
                     Err(_) => self.undelivered.clear(),
                 }
                 if self.undelivered.is_empty() {
-                    self.engine.set_reading_paused(Instant::now(), false);
+                    self.engine.set_reading_paused(now(), false);
                 }
             }
             result = read_some(reader, &mut self.read_buf), if reading => {
-                let now = Instant::now();
+                let now = now();
                 match result {
                     Ok(0) => {
                         *transport = None;
@@ -373,12 +386,12 @@ impl<C: Connector> Driver<C> {
                 }
             }
             () = sleep_until(deadline) => {
-                self.engine.handle_timeout(Instant::now());
+                self.engine.handle_timeout(now());
             }
             command = self.commands.recv(), if taking => {
                 match command {
                     Some(command) => {
-                        let now = Instant::now();
+                        let now = now();
                         self.pending = Some(command);
                         self.take_pending(now);
                         // Take what else is queued while the engine can act on it,
@@ -398,7 +411,7 @@ impl<C: Connector> Driver<C> {
                         }
                     }
                     // Every handle is gone (also seen on the control channel).
-                    None => self.disconnect_quietly(Instant::now()),
+                    None => self.disconnect_quietly(now()),
                 }
             }
             // Last: bytes go out once no input is ready, so that one system call
@@ -407,7 +420,7 @@ impl<C: Connector> Driver<C> {
                 if let Err(e) = result {
                     *transport = None;
                     self.transport_lost();
-                    self.engine.handle_transport_closed(Instant::now(), Some(ConnectionError::io(e)));
+                    self.engine.handle_transport_closed(now(), Some(ConnectionError::io(e)));
                 }
             }
         }
@@ -495,8 +508,11 @@ impl<C: Connector> Driver<C> {
         );
     }
 
-    /// Drains the engine's outputs: bytes to the write queue, events to their owners.
+    /// Drains the engine's outputs: session changes to the store first, then bytes
+    /// to the write queue (so nothing leaves before what it depends on is stored),
+    /// then events to their owners.
     fn outputs(&mut self) {
+        self.store_changes();
         while let Some(bytes) = self.engine.poll_transmit() {
             self.write_queue.push_back(Chunk {
                 bytes,
@@ -507,7 +523,26 @@ impl<C: Connector> Driver<C> {
             self.dispatch(event);
         }
         if !self.undelivered.is_empty() {
-            self.engine.set_reading_paused(Instant::now(), true);
+            self.engine.set_reading_paused(now(), true);
+        }
+    }
+
+    /// Applies the engine's session changes to the store. On failure the engine
+    /// drops the bytes that may depend on them and closes for good.
+    fn store_changes(&mut self) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        if !self.engine.has_session_changes() {
+            return;
+        }
+        self.changes.extend(self.engine.poll_session_changes());
+        let result = store.apply(&self.changes);
+        self.changes.clear();
+        if let Err(error) = result {
+            self.store = None;
+            let error = ConnectionError::SessionStore(Arc::new(error));
+            self.engine.handle_store_failure(now(), error);
         }
     }
 
@@ -587,7 +622,7 @@ impl<C: Connector> Driver<C> {
                     let _ = first.send(Err(error.clone()));
                     // 0x00 and no properties: cannot be refused.
                     let _ = self.engine.disconnect(
-                        Instant::now(),
+                        now(),
                         ReasonCode::NORMAL_DISCONNECTION,
                         DisconnectProperties::EMPTY,
                     );
@@ -624,6 +659,12 @@ impl<C: Connector> Driver<C> {
 
     /// The engine is closed: every waiting caller learns it.
     async fn finish(mut self) {
+        if let Some(store) = self.store.as_mut() {
+            // Everything was applied before it was sent; this makes it durable under
+            // a lax fsync policy. A failure here has no one left to tell: the
+            // client is closed, and the store reports it again when next opened.
+            let _ = store.flush();
+        }
         self.commands.close();
         self.control.close();
         while let Ok(Control::Disconnect { done, .. }) = self.control.try_recv() {
@@ -735,6 +776,13 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// The current time, on tokio's clock (so that a paused test clock drives the
+/// engine too), as the `std::time::Instant` the engine takes. The driver reads
+/// the time only here.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// A seed for the reconnection jitter, different in every process and client.

@@ -52,6 +52,9 @@ pub enum ConnectionError {
     TransportClosed,
     /// The application disconnected.
     LocalDisconnect,
+    /// The session store failed: nothing that depended on the change was sent,
+    /// and the client stopped (fatal).
+    SessionStore(Arc<crate::session::StoreError>),
     /// The options cannot make a valid CONNECT (a client id with U+0000, a will
     /// too large to encode, ...): nothing was sent, and nothing will be.
     InvalidOptions(String),
@@ -66,7 +69,8 @@ impl ConnectionError {
             | Self::KeepAliveTimeout
             | Self::ConnectTimeout
             | Self::LocalDisconnect
-            | Self::InvalidOptions(_) => Initiator::Local,
+            | Self::InvalidOptions(_)
+            | Self::SessionStore(_) => Initiator::Local,
             Self::Io(_) | Self::TransportClosed => Initiator::Transport,
         }
     }
@@ -80,7 +84,7 @@ impl ConnectionError {
     pub fn is_fatal(&self) -> bool {
         match self {
             Self::Refused(r) => r.is_fatal(),
-            Self::LocalDisconnect | Self::InvalidOptions(_) => true,
+            Self::LocalDisconnect | Self::InvalidOptions(_) | Self::SessionStore(_) => true,
             _ => false,
         }
     }
@@ -112,6 +116,7 @@ impl fmt::Display for ConnectionError {
             Self::TransportClosed => f.write_str("the transport was closed without DISCONNECT"),
             Self::LocalDisconnect => f.write_str("disconnected by the application"),
             Self::InvalidOptions(what) => write!(f, "invalid options: {what}"),
+            Self::SessionStore(e) => write!(f, "{e}"),
         }
     }
 }
@@ -120,6 +125,7 @@ impl std::error::Error for ConnectionError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Io(e) => Some(&**e),
+            Self::SessionStore(e) => Some(&**e),
             Self::ProtocolViolation {
                 detail: Violation::Decode(e),
                 ..

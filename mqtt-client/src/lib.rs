@@ -104,7 +104,9 @@ mod options;
 pub mod session;
 pub mod transport;
 
-pub use client::{AckFailed, AckToken, Client, ConnectionEvent, Incoming, Message, PublishHandle};
+pub use client::{
+    AckFailed, AckToken, Client, ClientBuilder, ConnectionEvent, Incoming, Message, PublishHandle,
+};
 pub use engine::{PublishOutcome, ServerInfo, SubscribeOutcome, UnsubscribeOutcome};
 pub use error::{
     AckError, ConnectRefusal, ConnectionError, Initiator, PublishError, RefusalKind, RequestError,

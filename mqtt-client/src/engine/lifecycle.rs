@@ -153,6 +153,32 @@ impl<T> Engine<T> {
         self.events.push_back(Event::Closed(error));
     }
 
+    /// The session store could not record the latest changes: the bytes written
+    /// since the last [`Engine::poll_transmit`] may depend on them and are dropped
+    /// unsent; the connection ends (MQTT 5: DISCONNECT 0x80) and the engine closes
+    /// for good with `error`.
+    pub fn handle_store_failure(&mut self, now: Instant, error: ConnectionError) {
+        self.tx.clear();
+        // The QoS 0 publishes in the dropped bytes were never sent.
+        for token in self.qos0_pending.drain(..) {
+            self.events.push_back(Event::PublishDone {
+                token,
+                result: Err(PublishError::ConnectionLost),
+            });
+        }
+        self.changes.clear();
+        self.recording = false;
+        self.closing_for_good = true;
+        match self.state {
+            State::Connecting | State::Connected => {
+                self.end_connection(now, error, Some(ReasonCode::UNSPECIFIED_ERROR));
+            }
+            State::Idle => self.close_for_good(error),
+            State::Closing => self.ending = Some(error),
+            State::Closed => {}
+        }
+    }
+
     /// The delay before attempt `attempt`, with jitter drawn from `[d/2, d]`.
     fn backoff_delay(&mut self, attempt: u32) -> Duration {
         let nominal = self.opts.reconnect.nominal_delay(attempt);
