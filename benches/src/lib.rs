@@ -235,3 +235,28 @@ pub fn stream(frame: &[u8], n: usize) -> BytesMut {
     }
     buf
 }
+
+/// Where a generated result comes from: the commit, whether the work tree was
+/// clean, and the time (UTC), for the header of the Markdown a bench writes.
+pub fn stamp() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let tree = match git(&["status", "--porcelain", "--untracked-files=no"]) {
+        Some(s) if s.is_empty() => "clean",
+        Some(_) => "MODIFIED (not a clean commit)",
+        None => "unknown",
+    };
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!("commit `{commit}` (work tree {tree}), {date}")
+}
