@@ -17,7 +17,7 @@ use mqtt_codec::property::{
 use mqtt_codec::reason::ReasonCode;
 use mqtt_codec::string::MqttString;
 use mqtt_codec::{PacketId, QoS};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::driver::{self, Command, Control};
 use crate::engine::{
@@ -55,6 +55,15 @@ pub enum ConnectionEvent {
     },
     /// The client is closed for good.
     Closed(ConnectionError),
+    /// The application dropped the ack token of a QoS 1/2 message of the current
+    /// connection without acknowledging it: that ack, and every ack of a message
+    /// received after it, is held until the connection ends (the server then sends
+    /// the message again on a resumed session). Counted by
+    /// [`Client::dropped_ack_tokens`].
+    AckTokenDropped {
+        /// The message's packet identifier.
+        packet_id: PacketId,
+    },
 }
 
 /// The outcome of the first connection attempt, for [`ClientBuilder::connect`].
@@ -71,15 +80,20 @@ pub(crate) struct Shared {
     pub(crate) events: broadcast::Sender<ConnectionEvent>,
     /// The protocol version, for checking ack reason codes where they are given.
     pub(crate) version: mqtt_codec::ProtocolVersion,
+    /// Ack tokens of the current connection dropped unacknowledged.
+    pub(crate) dropped_tokens: AtomicU64,
+    /// True once the driver task has ended.
+    pub(crate) finished: watch::Sender<bool>,
 }
 
 /// A handle to a running client: cheap to clone, usable from any task.
 ///
 /// The connection itself is run by a driver task spawned by [`Client::connect`] or
-/// [`Client::start`]; it ends when the client is disconnected, gives up
-/// reconnecting, or when every `Client` handle is dropped (a normal DISCONNECT,
-/// even if [`Incoming`] is still read: keep a `Client` for as long as messages
-/// are wanted), and every handle then returns errors.
+/// [`Client::start`] on the current tokio runtime; it ends when the client is
+/// disconnected, gives up reconnecting, or when every `Client` handle and the
+/// [`Incoming`] are dropped (a normal DISCONNECT): `let (_, mut incoming) = ...`
+/// keeps receiving for as long as `incoming` lives. Every handle then returns
+/// errors; [`Client::closed`] waits for that end.
 #[derive(Debug, Clone)]
 pub struct Client {
     commands: mpsc::Sender<Command>,
@@ -121,6 +135,8 @@ impl Client {
         fail_fast: bool,
     ) -> Result<(Client, Incoming, FirstConnack), ConnectionError> {
         Engine::<()>::check_options(&options)?;
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| ConnectionError::NoRuntime)?;
         let session = match store {
             Some(mut store) => {
                 let session = store
@@ -159,6 +175,8 @@ impl Client {
             closed: Mutex::new(None),
             events,
             version: options.version,
+            dropped_tokens: AtomicU64::new(0),
+            finished: watch::Sender::new(false),
         });
         let (commands, command_rx) = mpsc::channel(options.request_queue.max(1));
         let (control, control_rx) = mpsc::unbounded_channel();
@@ -177,16 +195,17 @@ impl Client {
             messages,
             if fail_fast { Some(first_tx) } else { None },
         );
-        tokio::spawn(driver.run());
+        runtime.spawn(driver.run());
         Ok((
             Client {
                 commands,
-                control,
+                control: control.clone(),
                 shared,
             },
             Incoming {
                 messages: message_rx,
                 auto_ack,
+                _connection: control,
             },
             first_rx,
         ))
@@ -381,6 +400,23 @@ impl Client {
     pub fn is_closed(&self) -> bool {
         self.commands.is_closed()
     }
+
+    /// Waits until the client has stopped for good (its driver task ended: every
+    /// handle then returns errors), and says why.
+    pub async fn closed(&self) -> ConnectionError {
+        let mut finished = self.shared.finished.subscribe();
+        // The sender lives in `Shared`, which `self` holds: never closed here.
+        let _ = finished.wait_for(|done| *done).await;
+        self.closed_reason()
+            .unwrap_or(ConnectionError::LocalDisconnect)
+    }
+
+    /// Ack tokens of QoS 1/2 messages that the application dropped without
+    /// acknowledging them, each held the acks behind it (see
+    /// [`ConnectionEvent::AckTokenDropped`]).
+    pub fn dropped_ack_tokens(&self) -> u64 {
+        self.shared.dropped_tokens.load(Ordering::Relaxed)
+    }
 }
 
 /// A client about to start: its options and, optionally, where its session is kept.
@@ -490,6 +526,9 @@ impl Future for PublishHandle {
 pub struct Incoming {
     messages: mpsc::Receiver<Message>,
     auto_ack: bool,
+    /// Keeps the connection up while the application reads, even with every
+    /// `Client` handle dropped.
+    _connection: mpsc::UnboundedSender<Control>,
 }
 
 impl Incoming {
@@ -530,7 +569,11 @@ impl futures_core::Stream for Incoming {
 }
 
 /// A message from the server.
+///
+/// A QoS 1/2 message carries its [`AckToken`] (unless [`Options::auto_ack`] is on):
+/// dropping the message drops the token unacknowledged (see [`AckToken`]).
 #[derive(Debug)]
+#[must_use = "a QoS 1/2 message must be acknowledged (ack), or its ack and every later one wait"]
 pub struct Message {
     publish: Publish,
     token: Option<AckToken>,
@@ -619,12 +662,31 @@ impl Message {
 /// application acks in; an ack waits for the acks of earlier messages. A token
 /// from an earlier connection is refused ([`AckError::StaleConnection`]): the
 /// server sends the message again. Dropping a token without acking leaves the
-/// message unacknowledged, and later acks wait behind it.
+/// message unacknowledged, and later acks wait behind it until the connection
+/// ends (acks must keep the order of arrival [MQTT-4.6.0-2], and acking it in the
+/// application's place could lose it); the server sends it again on a resumed
+/// session. That is counted ([`Client::dropped_ack_tokens`]) and reported
+/// ([`ConnectionEvent::AckTokenDropped`]), never silent.
 #[derive(Debug)]
+#[must_use = "an ack token dropped without ack holds every later ack of the connection"]
 pub struct AckToken {
     ticket: AckTicket,
     acks: mpsc::UnboundedSender<driver::AckCommand>,
     shared: Arc<Shared>,
+    /// Acked, or known stale: nothing to report when dropped.
+    settled: bool,
+}
+
+impl Drop for AckToken {
+    fn drop(&mut self) {
+        if self.settled || self.shared.epoch.load(Ordering::Acquire) != self.ticket.connection() {
+            return;
+        }
+        self.shared.dropped_tokens.fetch_add(1, Ordering::Relaxed);
+        let _ = self.shared.events.send(ConnectionEvent::AckTokenDropped {
+            packet_id: self.ticket.packet_id(),
+        });
+    }
 }
 
 impl AckToken {
@@ -637,6 +699,7 @@ impl AckToken {
             ticket,
             acks,
             shared,
+            settled: false,
         }
     }
 
@@ -677,13 +740,18 @@ impl AckToken {
     /// A reason code that cannot acknowledge this message ([`AckToken::check`])
     /// is refused here, before anything is queued, and the token comes back in the
     /// error to ack again: an invalid ack never holds up the acks behind it.
-    pub fn ack_with(self, reason: ReasonCode, properties: AckProperties) -> Result<(), AckFailed> {
+    pub fn ack_with(
+        mut self,
+        reason: ReasonCode,
+        properties: AckProperties,
+    ) -> Result<(), AckFailed> {
         if let Err(error) = self.check(reason) {
             return Err(AckFailed {
                 error,
                 token: Some(self),
             });
         }
+        self.settled = true;
         if self.shared.epoch.load(Ordering::Acquire) != self.ticket.connection() {
             return Err(AckFailed {
                 error: AckError::StaleConnection,

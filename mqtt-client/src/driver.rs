@@ -139,6 +139,8 @@ pub(crate) struct Driver<C: Connector> {
     undelivered: VecDeque<Message>,
     /// A command taken from the channel that the engine cannot act on yet.
     pending: Option<Command>,
+    /// Every `Client` handle is gone.
+    commands_closed: bool,
     /// Disconnect requests waiting for the transport to close.
     disconnect_waiters: Vec<oneshot::Sender<Result<(), RequestError>>>,
     first: Option<oneshot::Sender<Result<(), ConnectionError>>>,
@@ -189,6 +191,7 @@ impl<C: Connector> Driver<C> {
             messages,
             undelivered: VecDeque::new(),
             pending: None,
+            commands_closed: false,
             disconnect_waiters: Vec::new(),
             first,
             read_buf: BytesMut::with_capacity(READ_SIZE),
@@ -317,7 +320,7 @@ impl<C: Connector> Driver<C> {
         let writing = transport.is_some() && queued > 0;
         // Commands wait while the transport is behind: QoS 0 publishes take no
         // window slot, and must not pile up in memory when the socket is blocked.
-        let taking = self.pending.is_none() && !behind;
+        let taking = self.pending.is_none() && !behind && !self.commands_closed;
         let delivering = !self.undelivered.is_empty();
         if self.read_buf.capacity() - self.read_buf.len() < READ_SIZE / 4 {
             self.read_buf.reserve(READ_SIZE);
@@ -333,7 +336,8 @@ impl<C: Connector> Driver<C> {
                     self.disconnect(now(), reason, properties, done);
                 }
                 None => {
-                    // Every `Client` handle is gone: nobody can use the client any more.
+                    // Every `Client` handle and the `Incoming` are gone: nobody can
+                    // use the client any more.
                     self.disconnect_quietly(now());
                 }
             },
@@ -410,8 +414,9 @@ impl<C: Connector> Driver<C> {
                             }
                         }
                     }
-                    // Every handle is gone (also seen on the control channel).
-                    None => self.disconnect_quietly(now()),
+                    // Every `Client` is gone: no more commands. The connection lives
+                    // on while `Incoming` does (it holds the control channel).
+                    None => self.commands_closed = true,
                 }
             }
             // Last: bytes go out once no input is ready, so that one system call
@@ -698,6 +703,7 @@ impl<C: Connector> Driver<C> {
                 .await;
             });
         }
+        self.shared.finished.send_replace(true);
     }
 }
 

@@ -55,6 +55,9 @@ pub enum ConnectionError {
     /// The session store failed: nothing that depended on the change was sent,
     /// and the client stopped (fatal).
     SessionStore(Arc<crate::session::StoreError>),
+    /// `Client::connect` or `Client::start` was called outside a tokio runtime:
+    /// the client's driver is a task of the current runtime.
+    NoRuntime,
     /// The options cannot make a valid CONNECT (a client id with U+0000, a will
     /// too large to encode, ...): nothing was sent, and nothing will be.
     InvalidOptions(String),
@@ -70,7 +73,8 @@ impl ConnectionError {
             | Self::ConnectTimeout
             | Self::LocalDisconnect
             | Self::InvalidOptions(_)
-            | Self::SessionStore(_) => Initiator::Local,
+            | Self::SessionStore(_)
+            | Self::NoRuntime => Initiator::Local,
             Self::Io(_) | Self::TransportClosed => Initiator::Transport,
         }
     }
@@ -84,7 +88,10 @@ impl ConnectionError {
     pub fn is_fatal(&self) -> bool {
         match self {
             Self::Refused(r) => r.is_fatal(),
-            Self::LocalDisconnect | Self::InvalidOptions(_) | Self::SessionStore(_) => true,
+            Self::LocalDisconnect
+            | Self::InvalidOptions(_)
+            | Self::SessionStore(_)
+            | Self::NoRuntime => true,
             _ => false,
         }
     }
@@ -117,6 +124,7 @@ impl fmt::Display for ConnectionError {
             Self::LocalDisconnect => f.write_str("disconnected by the application"),
             Self::InvalidOptions(what) => write!(f, "invalid options: {what}"),
             Self::SessionStore(e) => write!(f, "{e}"),
+            Self::NoRuntime => f.write_str("not called within a tokio runtime"),
         }
     }
 }
