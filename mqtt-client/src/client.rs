@@ -64,6 +64,14 @@ pub enum ConnectionEvent {
         /// The message's packet identifier.
         packet_id: PacketId,
     },
+    /// The application fell behind by more than [`Options::qos0_backlog`] QoS 0
+    /// messages, and the client began dropping them ([`crate::Qos0Overflow::Drop`]);
+    /// reported once per episode. `total` counts every QoS 0 message dropped since
+    /// the client started ([`Client::dropped_qos0`]).
+    Qos0Dropped {
+        /// QoS 0 messages dropped so far.
+        total: u64,
+    },
 }
 
 /// The outcome of the first connection attempt, for [`ClientBuilder::connect`].
@@ -82,6 +90,8 @@ pub(crate) struct Shared {
     pub(crate) version: mqtt_codec::ProtocolVersion,
     /// Ack tokens of the current connection dropped unacknowledged.
     pub(crate) dropped_tokens: AtomicU64,
+    /// QoS 0 messages dropped because the application was behind.
+    pub(crate) dropped_qos0: AtomicU64,
     /// True once the driver task has ended.
     pub(crate) finished: watch::Sender<bool>,
 }
@@ -176,6 +186,7 @@ impl Client {
             events,
             version: options.version,
             dropped_tokens: AtomicU64::new(0),
+            dropped_qos0: AtomicU64::new(0),
             finished: watch::Sender::new(false),
         });
         let (commands, command_rx) = mpsc::channel(options.request_queue.max(1));
@@ -409,6 +420,12 @@ impl Client {
         let _ = finished.wait_for(|done| *done).await;
         self.closed_reason()
             .unwrap_or(ConnectionError::LocalDisconnect)
+    }
+
+    /// QoS 0 messages dropped since the start because the application was more
+    /// than [`Options::qos0_backlog`] messages behind (see [`crate::Qos0Overflow`]).
+    pub fn dropped_qos0(&self) -> u64 {
+        self.shared.dropped_qos0.load(Ordering::Relaxed)
     }
 
     /// Ack tokens of QoS 1/2 messages that the application dropped without

@@ -19,6 +19,7 @@ use mqtt_codec::property::{
 };
 use mqtt_codec::reason::ReasonCode;
 use mqtt_codec::string::MqttString;
+use mqtt_codec::QoS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
@@ -27,7 +28,7 @@ use crate::engine::{
     AckTicket, Engine, Event, PublishOutcome, State, SubscribeOutcome, UnsubscribeOutcome,
 };
 use crate::error::{ConnectionError, PublishError, RequestError};
-use crate::options::Options;
+use crate::options::{Options, Qos0Overflow};
 use crate::session::{Session, SessionChange, SessionStore};
 use crate::transport::Connector;
 
@@ -135,8 +136,8 @@ pub(crate) struct Driver<C: Connector> {
     acks: mpsc::UnboundedReceiver<AckCommand>,
     ack_sender: mpsc::UnboundedSender<AckCommand>,
     messages: mpsc::Sender<Message>,
-    /// Messages the application has not taken yet: while any, reading stops.
-    undelivered: VecDeque<Message>,
+    /// Messages read that `Incoming` has no room for yet.
+    undelivered: Backlog,
     /// A command taken from the channel that the engine cannot act on yet.
     pending: Option<Command>,
     /// Every `Client` handle is gone.
@@ -172,6 +173,7 @@ impl<C: Connector> Driver<C> {
         // message, not by the engine on arrival: credit follows what is pulled.
         options.auto_ack = false;
         let connect_timeout = options.connect_timeout;
+        let options_for_backlog = options.clone();
         let flush_limit = options.ping_timeout.min(Duration::from_secs(5));
         let (engine, store) = match session {
             Some((store, session)) => (Engine::resume(options, session), Some(store)),
@@ -189,7 +191,7 @@ impl<C: Connector> Driver<C> {
             acks,
             ack_sender,
             messages,
-            undelivered: VecDeque::new(),
+            undelivered: Backlog::new(&options_for_backlog),
             pending: None,
             commands_closed: false,
             disconnect_waiters: Vec::new(),
@@ -310,13 +312,16 @@ impl<C: Connector> Driver<C> {
         // Writing comes last in the select below (it waits for input to pause);
         // past `WRITE_FIRST` queued bytes, input waits for the write instead.
         let behind = queued >= WRITE_FIRST;
-        // A CONNACK is read even while the application is behind: what follows it
-        // in the same read is bounded by one read.
+        // Reading goes on while the application is behind, up to the backlog's
+        // bound (QoS 1/2 are bounded by our Receive Maximum; QoS 0 beyond its limit
+        // is dropped and counted, or pauses reading, as the options say), so that
+        // an ack or SUBACK behind a burst of messages is still read. A CONNACK is
+        // read in any case: what follows it in the same read is bounded by one read.
         // Reading goes on while the write queue is behind: it brings acks (bounded
-        // by the windows) and PUBLISHes (which stop reading once undelivered), and a
-        // server that writes before it reads must not deadlock with us.
+        // by the windows) and PUBLISHes, and a server that writes before it reads
+        // must not deadlock with us.
         let reading = transport.is_some()
-            && (self.undelivered.is_empty() || self.engine.state() == State::Connecting);
+            && (!self.undelivered.is_full() || self.engine.state() == State::Connecting);
         let writing = transport.is_some() && queued > 0;
         // Commands wait while the transport is behind: QoS 0 publishes take no
         // window slot, and must not pile up in memory when the socket is blocked.
@@ -369,7 +374,7 @@ impl<C: Connector> Driver<C> {
                     // The application dropped `Incoming`: messages go nowhere.
                     Err(_) => self.undelivered.clear(),
                 }
-                if self.undelivered.is_empty() {
+                if !self.undelivered.is_full() {
                     self.engine.set_reading_paused(now(), false);
                 }
             }
@@ -527,7 +532,7 @@ impl<C: Connector> Driver<C> {
         while let Some(event) = self.engine.poll_event() {
             self.dispatch(event);
         }
-        if !self.undelivered.is_empty() {
+        if self.undelivered.is_full() {
             self.engine.set_reading_paused(now(), true);
         }
     }
@@ -558,13 +563,24 @@ impl<C: Connector> Driver<C> {
                     .ack
                     .map(|t| AckToken::new(t, self.ack_sender.clone(), self.shared.clone()));
                 let message = Message::new(received.publish, token);
-                if self.undelivered.is_empty() {
+                let message = if self.undelivered.is_empty() {
                     match self.messages.try_send(message) {
-                        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-                        Err(mpsc::error::TrySendError::Full(m)) => self.undelivered.push_back(m),
+                        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
+                        Err(mpsc::error::TrySendError::Full(m)) => Some(m),
                     }
                 } else {
-                    self.undelivered.push_back(message);
+                    Some(message)
+                };
+                if let Some(message) = message {
+                    if let Some((total, first)) = self.undelivered.push(message) {
+                        self.shared.dropped_qos0.store(total, Ordering::Relaxed);
+                        if first {
+                            let _ = self
+                                .shared
+                                .events
+                                .send(ConnectionEvent::Qos0Dropped { total });
+                        }
+                    }
                 }
             }
             Event::PublishDone {
@@ -689,7 +705,7 @@ impl<C: Connector> Driver<C> {
         // the background: a `disconnect().await` in the task that reads `Incoming`
         // must not wait for itself. Bounded: an application that stopped reading
         // does not keep them forever (QoS 1/2 ones come again on a resumed session).
-        let undelivered = std::mem::take(&mut self.undelivered);
+        let undelivered = self.undelivered.take();
         if !undelivered.is_empty() {
             let messages = self.messages.clone();
             tokio::spawn(async move {
@@ -704,6 +720,93 @@ impl<C: Connector> Driver<C> {
             });
         }
         self.shared.finished.send_replace(true);
+    }
+}
+
+/// Messages read that `Incoming` has no room for, in order.
+///
+/// QoS 1/2 messages are bounded by the Receive Maximum we advertise (and in lenient
+/// mode, past it, by pausing reading). QoS 0 messages beyond `qos0_limit` are
+/// dropped and counted ([`Qos0Overflow::Drop`]) or pause reading
+/// ([`Qos0Overflow::PauseReading`]).
+#[derive(Debug)]
+struct Backlog {
+    queue: VecDeque<Message>,
+    qos0: usize,
+    qos0_limit: usize,
+    overflow: Qos0Overflow,
+    /// Past this many messages of any QoS, reading pauses.
+    limit: usize,
+    /// QoS 0 messages dropped since the client started.
+    dropped: u64,
+    /// Dropping since the backlog last had room (one event per episode).
+    dropping: bool,
+}
+
+impl Backlog {
+    fn new(options: &Options) -> Self {
+        let qos0_limit = options.qos0_backlog.max(1);
+        Self {
+            queue: VecDeque::new(),
+            qos0: 0,
+            qos0_limit,
+            overflow: options.qos0_overflow,
+            limit: qos0_limit + usize::from(options.receive_maximum.max(1)),
+            dropped: 0,
+            dropping: false,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Reading must pause.
+    fn is_full(&self) -> bool {
+        self.queue.len() >= self.limit
+            || (self.overflow == Qos0Overflow::PauseReading && self.qos0 >= self.qos0_limit)
+    }
+
+    /// Queues a message, or drops it (QoS 0 over its limit): then returns the total
+    /// dropped so far, and whether this starts a new episode of dropping.
+    fn push(&mut self, message: Message) -> Option<(u64, bool)> {
+        if message.qos() == QoS::AtMostOnce {
+            if self.qos0 >= self.qos0_limit && self.overflow == Qos0Overflow::Drop {
+                self.dropped += 1;
+                let first = !self.dropping;
+                self.dropping = true;
+                return Some((self.dropped, first));
+            }
+            self.qos0 += 1;
+        }
+        self.queue.push_back(message);
+        None
+    }
+
+    fn pop_front(&mut self) -> Option<Message> {
+        let message = self.queue.pop_front()?;
+        if message.qos() == QoS::AtMostOnce {
+            self.qos0 -= 1;
+        }
+        self.dropping = false;
+        Some(message)
+    }
+
+    fn push_front(&mut self, message: Message) {
+        if message.qos() == QoS::AtMostOnce {
+            self.qos0 += 1;
+        }
+        self.queue.push_front(message);
+    }
+
+    fn clear(&mut self) {
+        self.queue.clear();
+        self.qos0 = 0;
+    }
+
+    fn take(&mut self) -> VecDeque<Message> {
+        self.qos0 = 0;
+        std::mem::take(&mut self.queue)
     }
 }
 

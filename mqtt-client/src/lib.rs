@@ -114,5 +114,5 @@ pub use error::{
 };
 pub use mqtt_codec as codec;
 pub use mqtt_codec::{PacketId, ProtocolVersion, QoS};
-pub use options::{Backoff, Options, SessionLostPolicy};
+pub use options::{Backoff, Options, Qos0Overflow, SessionLostPolicy};
 pub use transport::{Connector, Tcp};

@@ -90,6 +90,11 @@ pub struct Options {
     /// credit is still granted only as fast as it pulls; the engine alone acks on
     /// arrival. Off by default: the application acks.
     pub auto_ack: bool,
+    /// QoS 0 messages read and kept for an application that is behind, beyond
+    /// what [`crate::Incoming`] holds; what happens past it is `qos0_overflow`.
+    pub qos0_backlog: usize,
+    /// What happens to QoS 0 messages past `qos0_backlog`.
+    pub qos0_overflow: Qos0Overflow,
     /// Seed of the jitter of the reconnection delays. The tokio driver replaces it
     /// with a random seed; the engine itself never draws randomness.
     pub jitter_seed: u64,
@@ -117,6 +122,8 @@ impl std::fmt::Debug for Options {
             .field("restore_subscriptions", &self.restore_subscriptions)
             .field("session_lost", &self.session_lost)
             .field("auto_ack", &self.auto_ack)
+            .field("qos0_backlog", &self.qos0_backlog)
+            .field("qos0_overflow", &self.qos0_overflow)
             .finish_non_exhaustive()
     }
 }
@@ -148,6 +155,8 @@ impl Options {
             restore_subscriptions: true,
             session_lost: SessionLostPolicy::ResendAsNew,
             auto_ack: false,
+            qos0_backlog: 1000,
+            qos0_overflow: Qos0Overflow::Drop,
             jitter_seed: 0x9E37_79B9_7F4A_7C15,
         }
     }
@@ -219,6 +228,26 @@ impl Options {
         self.session_lost = policy;
         self
     }
+}
+
+/// What the client does with QoS 0 messages when the application is more than
+/// [`Options::qos0_backlog`] messages behind.
+///
+/// The client keeps reading the connection while the application is behind, so
+/// that an acknowledgement (PUBACK, SUBACK, ...) behind a burst of messages is
+/// still read: `subscribe(..).await` and `publish(..).await?.await` complete even
+/// when nothing reads [`crate::Incoming`] meanwhile (a retained backlog after a
+/// subscription, say). QoS 1/2 messages need no limit of their own: the server may
+/// send no more than our Receive Maximum unacknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qos0Overflow {
+    /// Drop them (QoS 0 is at most once), count them ([`crate::Client::dropped_qos0`])
+    /// and report it ([`crate::ConnectionEvent::Qos0Dropped`]). The default.
+    Drop,
+    /// Stop reading the connection until the application catches up: nothing is
+    /// dropped, TCP flow control reaches the server, and acks behind the messages
+    /// wait too (read [`crate::Incoming`] in a task of its own).
+    PauseReading,
 }
 
 /// What happens to outgoing QoS 1/2 messages still unfinished when a reconnection
