@@ -530,15 +530,16 @@ impl Future for PublishHandle {
 /// Incoming messages, pulled by the application.
 ///
 /// What is not pulled is not granted: QoS 1/2 messages stop at the Receive
-/// Maximum while their acks are not given, and for QoS 0 the client stops reading
-/// the socket (TCP flow control reaches the server). Keep-alive goes on meanwhile.
+/// Maximum while their acks are not given. The client goes on reading the
+/// connection while the application is behind, so acknowledgements behind a burst
+/// of messages are read: `subscribe(..).await` then a loop over `recv()` works even
+/// with a retained backlog far larger than this channel. QoS 0 messages beyond
+/// [`Options::qos0_backlog`] are dropped and counted ([`Client::dropped_qos0`],
+/// [`ConnectionEvent::Qos0Dropped`]), or, with [`crate::Qos0Overflow::PauseReading`],
+/// stop the reading (and then acks behind them wait too). Keep-alive goes on
+/// meanwhile.
 ///
-/// Read it concurrently with the rest of the application (in its own task): while
-/// messages wait here, the socket is not read, so a PUBACK, SUBACK or CONNACK
-/// behind them is not read either. A task that awaits a `PublishHandle` or
-/// `subscribe` and reads `Incoming` only afterwards can wait for ever when the
-/// server sends more messages than this channel holds (retained messages on a
-/// new subscription, say).
+/// `Incoming` keeps the connection up even when every [`Client`] handle is dropped.
 #[derive(Debug)]
 pub struct Incoming {
     messages: mpsc::Receiver<Message>,

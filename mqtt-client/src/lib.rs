@@ -28,9 +28,10 @@
 //! - **Nothing queues without bound.** `publish` waits while the window — the
 //!   minimum of the server's Receive Maximum and [`Options::max_inflight`] — and
 //!   the request queue behind it are full. Incoming QoS 1/2 messages stop at the
-//!   Receive Maximum we advertise while the application does not ack them; for
-//!   QoS 0, the client stops reading the socket while the application does not
-//!   take messages. Keep-alive goes on meanwhile.
+//!   Receive Maximum we advertise while the application does not ack them; QoS 0
+//!   messages beyond [`Options::qos0_backlog`] are dropped and counted (or stop the
+//!   reading: [`Qos0Overflow`]). Reading goes on meanwhile, so acks behind a burst
+//!   of messages are read, and so does keep-alive.
 //! - **Acks are the application's.** Every QoS 1/2 message carries an [`AckToken`]
 //!   (or is acked on arrival with [`Options::auto_ack`]). Acks travel on their own
 //!   channel, are written in the order the messages arrived [MQTT-4.6.0-2/3]
@@ -46,6 +47,11 @@
 //!   DUP=1 and PUBRELs resent, in their original order, before anything new; on a
 //!   lost session, active subscriptions are restored and unfinished messages
 //!   follow [`SessionLostPolicy`]. Topic aliases never outlive their connection.
+//! - **The session can outlive the process.** With a [`session::SessionStore`]
+//!   ([`session::FileStore`]: a crash-safe file), every change of the session is
+//!   stored before the packet that depends on it is sent; a client started again
+//!   on the same store resumes: unfinished outgoing messages are sent again, and an
+//!   incoming QoS 2 message acknowledged before the crash is not handed over again.
 //! - **The peer cannot crash the client.** Malformed or forbidden input ends the
 //!   connection with DISCONNECT and the matching reason code (0x81, 0x82, 0x93,
 //!   0x94, 0x95), and the application gets a typed [`ConnectionError`] saying who
@@ -59,30 +65,31 @@
 //! # Example
 //!
 //! ```no_run
+//! use mqtt_client::session::{FileStore, FsyncPolicy};
 //! use mqtt_client::{Client, Options, QoS, Tcp};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let options = Options::new("line-1-ingest")
 //!     .with_clean_start(false)
-//!     .with_session_expiry(3600) // keep the session (and unacked messages) for an hour
+//!     .with_session_expiry(3600) // the broker keeps the session for an hour
 //!     .with_inflight(64);
-//! let (client, mut incoming) = Client::connect(options, Tcp::new("127.0.0.1:1883")).await?;
-//!
-//! // Messages are read in a task of their own: what is not taken is not read
-//! // from the socket, so an ack awaited without reading could wait behind them.
-//! let reader = tokio::spawn(async move {
-//!     while let Some(mut message) = incoming.recv().await {
-//!         // ... store message.payload() durably ...
-//!         // Only now may the broker forget it. (An error means the message came
-//!         // on a connection since lost: the broker sends it again.)
-//!         let _ = message.ack();
-//!     }
-//! });
+//! // The client's half of the session survives a crash of this process.
+//! let store = FileStore::open("line-1-ingest.session", FsyncPolicy::Always)?;
+//! let (client, mut incoming) = Client::builder(options)
+//!     .session_store(store)
+//!     .connect(Tcp::new("127.0.0.1:1883"))
+//!     .await?;
 //!
 //! client.subscribe("plant/+/temperature", QoS::AtLeastOnce).await?;
 //! let done = client.publish("plant/line1/status", QoS::AtLeastOnce, false, "up").await?;
 //! done.await?; // PUBACK received
-//! # drop(reader);
+//!
+//! while let Some(mut message) = incoming.recv().await {
+//!     // ... store message.payload() durably ...
+//!     // Only now may the broker forget it. (An error means the message came
+//!     // on a connection since lost: the broker sends it again.)
+//!     let _ = message.ack();
+//! }
 //! # Ok(())
 //! # }
 //! ```
