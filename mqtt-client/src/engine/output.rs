@@ -13,14 +13,14 @@ use crate::error::{ConnectionError, PublishError, RequestError};
 /// Where the engine stands in the connection lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    /// No transport. One may be opened when [`Engine::wants_transport`] says so.
+    /// No transport. One may be opened when [`Engine::wants_transport`](super::Engine::wants_transport) says so.
     Idle,
     /// Transport open, CONNECT written, CONNACK awaited.
     Connecting,
     /// CONNACK accepted: the session is live.
     Connected,
     /// The engine has ended the connection: the driver flushes what is left to
-    /// transmit, closes the transport and calls [`Engine::handle_transport_closed`].
+    /// transmit, closes the transport and calls [`Engine::handle_transport_closed`](super::Engine::handle_transport_closed).
     Closing,
     /// Terminal: no further connection will be made.
     Closed,
@@ -50,21 +50,21 @@ pub enum Event<T> {
     Message(Received),
     /// An outgoing PUBLISH finished its flow.
     PublishDone {
-        /// The token given to [`Engine::publish`].
+        /// The token given to [`Engine::publish`](super::Engine::publish).
         token: T,
         /// The outcome.
         result: Result<PublishOutcome, PublishError>,
     },
     /// A SUBSCRIBE was answered.
     SubscribeDone {
-        /// The token given to [`Engine::subscribe`].
+        /// The token given to [`Engine::subscribe`](super::Engine::subscribe).
         token: T,
         /// The SUBACK, per filter.
         result: Result<SubscribeOutcome, RequestError>,
     },
     /// An UNSUBSCRIBE was answered.
     UnsubscribeDone {
-        /// The token given to [`Engine::unsubscribe`].
+        /// The token given to [`Engine::unsubscribe`](super::Engine::unsubscribe).
         token: T,
         /// The UNSUBACK, per filter.
         result: Result<UnsubscribeOutcome, RequestError>,
@@ -83,7 +83,7 @@ pub enum Event<T> {
 pub struct Received {
     /// The PUBLISH (its topic resolved if it came with a Topic Alias).
     pub publish: Publish,
-    /// For QoS 1/2: what to give [`Engine::ack`]. `None` for QoS 0 and in auto-ack mode.
+    /// For QoS 1/2: what to give [`Engine::ack`](super::Engine::ack). `None` for QoS 0 and in auto-ack mode.
     pub ack: Option<AckTicket>,
 }
 
