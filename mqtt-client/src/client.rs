@@ -9,11 +9,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use mqtt_codec::packet::{PacketType, Publish, SubscriptionOptions};
-use mqtt_codec::property::{
-    AckProperties, DisconnectProperties, PublishProperties, SubscribeProperties,
-    UnsubscribeProperties,
-};
+use mqtt_codec::packet::{PacketType, Publish};
+use mqtt_codec::property::{AckProperties, DisconnectProperties, PublishProperties};
 use mqtt_codec::reason::ReasonCode;
 use mqtt_codec::string::MqttString;
 use mqtt_codec::{PacketId, QoS};
@@ -26,6 +23,7 @@ use crate::engine::{
 use crate::error::{AckError, ConnectionError, PublishError, RequestError};
 use crate::options::Options;
 use crate::session::{Session, SessionStore, StoreError};
+use crate::subscription::{SubscribeRequest, Subscription, UnsubscribeRequest};
 use crate::transport::Connector;
 
 /// A change in the connection, as seen by [`Client::events`].
@@ -230,8 +228,13 @@ impl Client {
         retain: bool,
         payload: impl Into<Bytes>,
     ) -> Result<PublishHandle, PublishError> {
-        let topic =
-            MqttString::try_from(topic.as_ref()).map_err(|e| PublishError::Encode(e.into()))?;
+        let topic = topic.as_ref();
+        let invalid = |reason| PublishError::InvalidTopic {
+            topic: topic.to_owned(),
+            reason,
+        };
+        mqtt_codec::topic::check_topic_name(topic).map_err(invalid)?;
+        let topic = MqttString::try_from(topic).map_err(invalid)?;
         let publish = Publish {
             dup: false,
             qos,
@@ -267,28 +270,26 @@ impl Client {
         Ok(PublishHandle { done: done_rx })
     }
 
-    /// Subscribes to one filter with this QoS (and default options otherwise).
+    /// Subscribes to one filter at most at this QoS, with the default options, and
+    /// returns the SUBACK. See [`Client::subscribe_with`] for options, several
+    /// filters and MQTT 5 properties.
     pub async fn subscribe(
         &self,
-        filter: impl AsRef<str>,
+        filter: impl Into<String>,
         qos: QoS,
     ) -> Result<SubscribeOutcome, RequestError> {
-        let filter =
-            MqttString::try_from(filter.as_ref()).map_err(|e| RequestError::Encode(e.into()))?;
-        self.subscribe_many(
-            vec![(filter, SubscriptionOptions::qos(qos))],
-            SubscribeProperties::EMPTY,
-        )
-        .await
+        self.subscribe_with(Subscription::new(filter, qos)).await
     }
 
-    /// Subscribes to several filters in one SUBSCRIBE, and returns the SUBACK:
-    /// per filter, the granted QoS or the failure reason code.
-    pub async fn subscribe_many(
+    /// Sends one SUBSCRIBE ([`Subscription`] with its options, or a
+    /// [`SubscribeRequest`] of several with its properties) and returns the SUBACK:
+    /// per filter, in order, the granted QoS or the failure reason code. Granted
+    /// subscriptions are part of the session: restored if the server loses it.
+    pub async fn subscribe_with(
         &self,
-        filters: Vec<(MqttString, SubscriptionOptions)>,
-        properties: SubscribeProperties,
+        request: impl Into<SubscribeRequest>,
     ) -> Result<SubscribeOutcome, RequestError> {
+        let (filters, properties) = request.into().into_parts()?;
         self.request(|done| Command::Subscribe {
             filters,
             properties,
@@ -297,22 +298,22 @@ impl Client {
         .await
     }
 
-    /// Unsubscribes from these filters, and returns the UNSUBACK.
-    pub async fn unsubscribe(&self, filters: &[&str]) -> Result<UnsubscribeOutcome, RequestError> {
-        let filters = filters
-            .iter()
-            .map(|f| MqttString::try_from(*f).map_err(|e| RequestError::Encode(e.into())))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.unsubscribe_many(filters, UnsubscribeProperties::EMPTY)
+    /// Unsubscribes from one filter and returns the UNSUBACK.
+    pub async fn unsubscribe(
+        &self,
+        filter: impl Into<String>,
+    ) -> Result<UnsubscribeOutcome, RequestError> {
+        self.unsubscribe_with(UnsubscribeRequest::new().filter(filter))
             .await
     }
 
-    /// Unsubscribes with properties.
-    pub async fn unsubscribe_many(
+    /// Sends one UNSUBSCRIBE (several filters, MQTT 5 properties) and returns the
+    /// UNSUBACK.
+    pub async fn unsubscribe_with(
         &self,
-        filters: Vec<MqttString>,
-        properties: UnsubscribeProperties,
+        request: impl Into<UnsubscribeRequest>,
     ) -> Result<UnsubscribeOutcome, RequestError> {
+        let (filters, properties) = request.into().into_parts()?;
         self.request(|done| Command::Unsubscribe {
             filters,
             properties,

@@ -321,6 +321,14 @@ pub enum PublishError {
     /// Refused before sending: a property the client manages or must not send
     /// (Topic Alias, Subscription Identifier).
     PropertyNotAllowed(&'static str),
+    /// Refused before sending: not a valid topic name (empty, a wildcard, U+0000,
+    /// longer than 65,535 bytes).
+    InvalidTopic {
+        /// The topic.
+        topic: String,
+        /// What is wrong with it.
+        reason: DecodeError,
+    },
     /// Refused before sending: the packet cannot be encoded.
     Encode(EncodeError),
     /// The server kept no session and the policy is [`crate::SessionLostPolicy::Fail`].
@@ -349,6 +357,9 @@ impl fmt::Display for PublishError {
             Self::QosNotSupported => f.write_str("QoS above the server's Maximum QoS"),
             Self::RetainNotSupported => f.write_str("the server does not support retain"),
             Self::PropertyNotAllowed(p) => write!(f, "a client may not send {p} here"),
+            Self::InvalidTopic { topic, reason } => {
+                write!(f, "invalid topic name {topic:?}: {reason}")
+            }
             Self::Encode(e) => write!(f, "cannot encode: {e}"),
             Self::SessionLost => f.write_str("the server lost the session"),
             Self::Closed => f.write_str("the client closed before the flow completed"),
@@ -358,14 +369,38 @@ impl fmt::Display for PublishError {
     }
 }
 
-impl std::error::Error for PublishError {}
+impl std::error::Error for PublishError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::InvalidTopic { reason, .. } => Some(reason),
+            Self::Encode(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Why a SUBSCRIBE or UNSUBSCRIBE did not complete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RequestError {
-    /// Refused before sending: the packet cannot be encoded (empty filter list,
-    /// invalid filter, ...).
+    /// Refused before sending: no filter in the request.
+    Empty,
+    /// Refused before sending: not a valid topic filter.
+    InvalidFilter {
+        /// The filter.
+        filter: String,
+        /// What is wrong with it.
+        reason: DecodeError,
+    },
+    /// Refused before sending: a property that cannot be sent (a User Property
+    /// with U+0000, say).
+    InvalidProperty {
+        /// Which property.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: DecodeError,
+    },
+    /// Refused before sending: the packet cannot be encoded.
     Encode(EncodeError),
     /// Refused before sending: the server said it has no wildcard subscriptions,
     /// no shared subscriptions or no subscription identifiers.
@@ -385,6 +420,11 @@ pub enum RequestError {
 impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Empty => f.write_str("no topic filter in the request"),
+            Self::InvalidFilter { filter, reason } => {
+                write!(f, "invalid topic filter {filter:?}: {reason}")
+            }
+            Self::InvalidProperty { what, reason } => write!(f, "invalid {what}: {reason}"),
             Self::Encode(e) => write!(f, "cannot encode: {e}"),
             Self::NotSupported(what) => write!(f, "the server does not support {what}"),
             Self::PacketTooLarge => f.write_str("packet exceeds the server's maximum packet size"),
@@ -395,7 +435,17 @@ impl fmt::Display for RequestError {
     }
 }
 
-impl std::error::Error for RequestError {}
+impl std::error::Error for RequestError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::InvalidFilter { reason, .. } | Self::InvalidProperty { reason, .. } => {
+                Some(reason)
+            }
+            Self::Encode(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Why an acknowledgement was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -109,6 +109,7 @@ pub mod engine;
 mod error;
 mod options;
 pub mod session;
+mod subscription;
 pub mod transport;
 
 pub use client::{
@@ -120,6 +121,8 @@ pub use error::{
     Violation,
 };
 pub use mqtt_codec as codec;
+pub use mqtt_codec::packet::RetainHandling;
 pub use mqtt_codec::{PacketId, ProtocolVersion, QoS};
 pub use options::{Backoff, Options, Qos0Overflow, SessionLostPolicy};
+pub use subscription::{SubscribeRequest, Subscription, UnsubscribeRequest};
 pub use transport::{Connector, Tcp};
