@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use mqtt_client::engine::{AckTicket, Engine, Event, State};
+use mqtt_client::engine::{AckId, Engine, Event, State};
 use mqtt_client::{Backoff, ConnectionError, Options};
 use mqtt_codec::packet::{ConnAck, Decoder, Packet, PubAck, Publish};
 use mqtt_codec::property::{AckProperties, ConnAckProperties};
@@ -73,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
     let mut engine: Engine<u32> = Engine::new(options);
     let mut server = Decoder::new(version);
     let mut now = Instant::now();
-    let mut tickets: Vec<AckTicket> = Vec::new();
+    let mut tickets: Vec<AckId> = Vec::new();
     let mut token = 0u32;
     let max_inflight = usize::from(1 + u16::from(flags >> 4));
 
@@ -181,7 +181,7 @@ fuzz_target!(|data: &[u8]| {
                 if engine.wants_transport(now) {
                     engine.handle_transport_open(now);
                 } else if matches!(engine.state(), State::Connecting | State::Connected) {
-                    engine.handle_transport_closed(now, Some(ConnectionError::TransportClosed));
+                    engine.handle_transport_error(now, ConnectionError::TransportClosed);
                 } else if let Some(at) = engine.poll_timeout() {
                     now = now.max(at);
                     engine.handle_timeout(now);
@@ -205,7 +205,8 @@ fuzz_target!(|data: &[u8]| {
             _ => {
                 let b = s.byte().unwrap_or(0);
                 let reason = ReasonCode(b & 0x8F);
-                engine.disconnect(
+                // An invalid reason code is refused: the engine goes on.
+                let _ = engine.disconnect(
                     now,
                     reason,
                     mqtt_codec::property::DisconnectProperties::EMPTY,
@@ -237,8 +238,8 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        if engine.transport_done() && engine.state() == State::Closing {
-            engine.handle_transport_closed(now, None);
+        if engine.should_close_transport() && engine.state() == State::Closing {
+            engine.handle_transport_closed(now);
             server = Decoder::new(version);
         }
         // The window is bounded by our maximum (the server's Receive Maximum only

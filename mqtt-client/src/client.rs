@@ -17,9 +17,7 @@ use mqtt_codec::{PacketId, QoS};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::driver::{self, Command, Control};
-use crate::engine::{
-    AckTicket, Engine, PublishOutcome, ServerInfo, SubscribeOutcome, UnsubscribeOutcome,
-};
+use crate::engine::{AckId, PublishOutcome, ServerInfo, SubscribeOutcome, UnsubscribeOutcome};
 use crate::error::{AckError, ConnectionError, PublishError, RequestError};
 use crate::options::Options;
 use crate::session::{Session, SessionStore, StoreError};
@@ -142,7 +140,7 @@ impl Client {
         connector: C,
         fail_fast: bool,
     ) -> Result<(Client, Incoming, FirstConnack), ConnectionError> {
-        Engine::<()>::check_options(&options)?;
+        options.validate()?;
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| ConnectionError::NoRuntime)?;
         let session = match store {
@@ -399,7 +397,7 @@ impl Client {
     }
 
     /// The current connection's number, counting from 1 (0 while not connected).
-    pub fn connection(&self) -> u64 {
+    pub fn connection_number(&self) -> u64 {
         self.shared.epoch.load(Ordering::Acquire)
     }
 
@@ -689,7 +687,7 @@ impl Message {
 #[derive(Debug)]
 #[must_use = "an ack token dropped without ack holds every later ack of the connection"]
 pub struct AckToken {
-    ticket: AckTicket,
+    ticket: AckId,
     acks: mpsc::UnboundedSender<driver::AckCommand>,
     shared: Arc<Shared>,
     /// Acked, or known stale: nothing to report when dropped.
@@ -698,7 +696,9 @@ pub struct AckToken {
 
 impl Drop for AckToken {
     fn drop(&mut self) {
-        if self.settled || self.shared.epoch.load(Ordering::Acquire) != self.ticket.connection() {
+        if self.settled
+            || self.shared.epoch.load(Ordering::Acquire) != self.ticket.connection_number()
+        {
             return;
         }
         self.shared.dropped_tokens.fetch_add(1, Ordering::Relaxed);
@@ -710,7 +710,7 @@ impl Drop for AckToken {
 
 impl AckToken {
     pub(crate) fn new(
-        ticket: AckTicket,
+        ticket: AckId,
         acks: mpsc::UnboundedSender<driver::AckCommand>,
         shared: Arc<Shared>,
     ) -> Self {
@@ -771,7 +771,7 @@ impl AckToken {
             });
         }
         self.settled = true;
-        if self.shared.epoch.load(Ordering::Acquire) != self.ticket.connection() {
+        if self.shared.epoch.load(Ordering::Acquire) != self.ticket.connection_number() {
             return Err(AckFailed {
                 error: AckError::StaleConnection,
                 token: None,

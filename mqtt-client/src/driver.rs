@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{AckToken, ConnectionEvent, Message, Shared};
 use crate::engine::{
-    AckTicket, Engine, Event, PublishOutcome, State, SubscribeOutcome, UnsubscribeOutcome,
+    AckId, Engine, Event, PublishOutcome, State, SubscribeOutcome, UnsubscribeOutcome,
 };
 use crate::error::{ConnectionError, PublishError, RequestError};
 use crate::options::{Options, Qos0Overflow};
@@ -74,23 +74,23 @@ struct Chunk {
 /// An application's ack.
 #[derive(Debug)]
 pub(crate) struct AckCommand {
-    pub(crate) ticket: AckTicket,
+    pub(crate) ticket: AckId,
     pub(crate) reason: ReasonCode,
     pub(crate) properties: AckProperties,
 }
 
-/// The engine's completion token.
+/// What the engine hands back when a command ends: where its caller waits.
 #[derive(Debug)]
-pub(crate) enum Token {
+pub(crate) enum Completion {
     Publish(oneshot::Sender<Result<PublishOutcome, PublishError>>),
     Subscribe(oneshot::Sender<Result<SubscribeOutcome, RequestError>>),
     Unsubscribe(oneshot::Sender<Result<UnsubscribeOutcome, RequestError>>),
 }
 
-impl Token {
+impl Completion {
     /// A publish refused before sending.
     fn fail_publish(self, error: PublishError) {
-        if let Token::Publish(done) = self {
+        if let Completion::Publish(done) = self {
             let _ = done.send(Err(error));
         }
     }
@@ -98,13 +98,13 @@ impl Token {
     /// A subscribe or unsubscribe refused before sending.
     fn fail_request(self, error: RequestError) {
         match self {
-            Token::Subscribe(done) => {
+            Completion::Subscribe(done) => {
                 let _ = done.send(Err(error));
             }
-            Token::Unsubscribe(done) => {
+            Completion::Unsubscribe(done) => {
                 let _ = done.send(Err(error));
             }
-            Token::Publish(_) => {}
+            Completion::Publish(_) => {}
         }
     }
 }
@@ -122,7 +122,7 @@ const READ_SIZE: usize = 64 * 1024;
 type Halves<S> = (ReadHalf<S>, WriteHalf<S>);
 
 pub(crate) struct Driver<C: Connector> {
-    engine: Engine<Token>,
+    engine: Engine<Completion>,
     /// Where the session is kept, when the application gave a store: changes are
     /// applied there before the bytes that depend on them are queued for writing.
     store: Option<Box<dyn SessionStore>>,
@@ -219,7 +219,7 @@ impl<C: Connector> Driver<C> {
             self.take_pending(now());
             self.outputs();
             if let Some((_, writer)) = transport.as_mut() {
-                if self.engine.transport_done() {
+                if self.engine.should_close_transport() {
                     // Flush what the engine wrote last (acks, DISCONNECT), then close;
                     // bounded: a peer that stopped reading must not hold the driver.
                     let limit = self.flush_limit;
@@ -230,7 +230,7 @@ impl<C: Connector> Driver<C> {
                     .await;
                     transport = None;
                     self.transport_lost();
-                    self.engine.handle_transport_closed(now(), None);
+                    self.engine.handle_transport_closed(now());
                     self.outputs();
                     continue;
                 }
@@ -288,8 +288,7 @@ impl<C: Connector> Driver<C> {
     }
 
     fn open_failed(&mut self, now: Instant, error: ConnectionError) {
-        self.engine
-            .handle_transport_closed(now, Some(error.clone()));
+        self.engine.handle_transport_error(now, error.clone());
         if let Some(first) = self.first.take() {
             // `Client::connect`: the first attempt's failure is the caller's error.
             let _ = first.send(Err(error));
@@ -384,13 +383,13 @@ impl<C: Connector> Driver<C> {
                     Ok(0) => {
                         *transport = None;
                         self.transport_lost();
-                        self.engine.handle_transport_closed(now, Some(ConnectionError::TransportClosed));
+                        self.engine.handle_transport_error(now, ConnectionError::TransportClosed);
                     }
                     Ok(_) => self.engine.handle_read(now, &mut self.read_buf),
                     Err(e) => {
                         *transport = None;
                         self.transport_lost();
-                        self.engine.handle_transport_closed(now, Some(ConnectionError::io(e)));
+                        self.engine.handle_transport_error(now, ConnectionError::io(e));
                     }
                 }
             }
@@ -430,7 +429,7 @@ impl<C: Connector> Driver<C> {
                 if let Err(e) = result {
                     *transport = None;
                     self.transport_lost();
-                    self.engine.handle_transport_closed(now(), Some(ConnectionError::io(e)));
+                    self.engine.handle_transport_error(now(), ConnectionError::io(e));
                 }
             }
         }
@@ -455,7 +454,7 @@ impl<C: Connector> Driver<C> {
         }
         match command {
             Command::Publish { publish, done } => {
-                if let Err(refused) = self.engine.publish(now, publish, Token::Publish(done)) {
+                if let Err(refused) = self.engine.publish(now, publish, Completion::Publish(done)) {
                     refused.token.fail_publish(refused.error);
                 }
             }
@@ -464,7 +463,7 @@ impl<C: Connector> Driver<C> {
                 properties,
                 done,
             } => {
-                let token = Token::Subscribe(done);
+                let token = Completion::Subscribe(done);
                 if let Err(refused) = self.engine.subscribe(now, filters, properties, token) {
                     refused.token.fail_request(refused.error);
                 }
@@ -474,7 +473,7 @@ impl<C: Connector> Driver<C> {
                 properties,
                 done,
             } => {
-                let token = Token::Unsubscribe(done);
+                let token = Completion::Unsubscribe(done);
                 if let Err(refused) = self.engine.unsubscribe(now, filters, properties, token) {
                     refused.token.fail_request(refused.error);
                 }
@@ -556,7 +555,7 @@ impl<C: Connector> Driver<C> {
         }
     }
 
-    fn dispatch(&mut self, event: Event<Token>) {
+    fn dispatch(&mut self, event: Event<Completion>) {
         match event {
             Event::Message(received) => {
                 let token = received
@@ -584,7 +583,7 @@ impl<C: Connector> Driver<C> {
                 }
             }
             Event::PublishDone {
-                token: Token::Publish(tx),
+                token: Completion::Publish(tx),
                 result: Ok(outcome),
             } if outcome.packet_id.is_none() => {
                 // QoS 0: done when the bytes it left in (the last chunk) are written.
@@ -596,19 +595,19 @@ impl<C: Connector> Driver<C> {
                 }
             }
             Event::PublishDone {
-                token: Token::Publish(tx),
+                token: Completion::Publish(tx),
                 result,
             } => {
                 let _ = tx.send(result);
             }
             Event::SubscribeDone {
-                token: Token::Subscribe(tx),
+                token: Completion::Subscribe(tx),
                 result,
             } => {
                 let _ = tx.send(result);
             }
             Event::UnsubscribeDone {
-                token: Token::Unsubscribe(tx),
+                token: Completion::Unsubscribe(tx),
                 result,
             } => {
                 let _ = tx.send(result);
@@ -625,7 +624,7 @@ impl<C: Connector> Driver<C> {
                 }
                 self.shared
                     .epoch
-                    .store(self.engine.connection(), Ordering::Release);
+                    .store(self.engine.connection_number(), Ordering::Release);
                 // Broadcast first: a receiver made right after `Client::connect`
                 // returns never sees this connection's event.
                 let _ = self

@@ -156,8 +156,6 @@ pub enum Violation {
     ReceiveMaximumExceeded,
     /// A Topic Alias of 0, above our Topic Alias Maximum, or unknown.
     TopicAliasInvalid,
-    /// A PUBLISH with a QoS above the one granted... or another impossible flag.
-    InvalidPublish,
     /// A SUBACK/UNSUBACK whose reason code count differs from the request's.
     AckCountMismatch,
 }
@@ -169,7 +167,6 @@ impl fmt::Display for Violation {
             Self::UnexpectedPacket(t) => write!(f, "unexpected {t:?}"),
             Self::ReceiveMaximumExceeded => f.write_str("Receive Maximum exceeded"),
             Self::TopicAliasInvalid => f.write_str("invalid Topic Alias"),
-            Self::InvalidPublish => f.write_str("invalid PUBLISH"),
             Self::AckCountMismatch => f.write_str("wrong number of reason codes in an ack"),
         }
     }

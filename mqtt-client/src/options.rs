@@ -21,8 +21,11 @@ pub struct Options {
     /// Client Identifier is then adopted for every later connection); in 3.1.1 an
     /// empty identifier requires `clean_start`.
     pub client_id: String,
-    /// Clean Start (Clean Session in 3.1.1) of the first connection. Reconnections
-    /// never ask for a clean start: they resume the session if the server kept it.
+    /// Clean Start (Clean Session in 3.1.1) of the first connection. In MQTT 5,
+    /// reconnections never ask for a clean start: they resume the session if the
+    /// server kept it (its life is the Session Expiry Interval). In 3.1.1 every
+    /// connection sends this flag as configured, since Clean Session 0 there makes
+    /// the session outlive the connection, which only the application may ask for.
     pub clean_start: bool,
     /// Session Expiry Interval in seconds (MQTT 5); `None` leaves it out (0: the
     /// session ends with the connection). In 3.1.1 a session is kept when

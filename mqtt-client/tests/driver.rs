@@ -372,7 +372,7 @@ async fn invalid_ack_reason_code_refused_at_once_v5() {
     );
     // The connection went on undisturbed.
     assert_matches!(events.try_recv(), Err(_));
-    assert_eq!(client.connection(), 1);
+    assert_eq!(client.connection_number(), 1);
 }
 
 /// MQTT 3.1.1 has no reason code but success: every other one is refused for
@@ -463,7 +463,7 @@ async fn connack_read_while_the_application_is_behind() {
         skipped.as_slice(),
         [ConnectionEvent::Reconnecting { attempt: 1, .. }]
     );
-    assert_eq!(client.connection(), 2);
+    assert_eq!(client.connection_number(), 2);
     // Up on the new connection, the application still behind.
     conn.assert_silent(QUIET).await;
     assert_matches!(events.try_recv(), Err(_));
@@ -727,7 +727,7 @@ async fn acks_in_receipt_order_and_stale_tokens_refused() {
         matches!(e, ConnectionEvent::Connected { .. }).then_some(())
     })
     .await;
-    assert_eq!(client.connection(), 2);
+    assert_eq!(client.connection_number(), 2);
     assert_matches!(m5.ack(), Err(AckError::StaleConnection));
     let (_, token6) = m6.into_parts();
     let failed = token6
@@ -836,7 +836,7 @@ async fn garbage_disconnects_with_the_matching_reason_and_reconnects() {
             next_event(&mut events).await,
             ConnectionEvent::Connected { .. }
         );
-        assert_eq!(client.connection(), connection);
+        assert_eq!(client.connection_number(), connection);
     }
 }
 

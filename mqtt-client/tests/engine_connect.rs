@@ -166,7 +166,7 @@ fn connack_accepts_and_reports_the_server() {
         }]
     );
     assert_eq!(h.engine.state(), State::Connected);
-    assert_eq!(h.engine.connection(), 1);
+    assert_eq!(h.engine.connection_number(), 1);
     assert_eq!(h.engine.send_quota(), 7);
     assert_eq!(h.engine.server().maximum_qos(), QoS::AtLeastOnce);
     assert!(!h.engine.server().retain_available());
@@ -191,7 +191,7 @@ fn v5_reconnections_ask_to_resume_the_session() {
             session_present: true
         }]
     );
-    assert_eq!(h.engine.connection(), 2);
+    assert_eq!(h.engine.connection_number(), 2);
 }
 
 #[test]

@@ -68,7 +68,7 @@ fn v5_disconnect_follows_the_acks_already_given_and_carries_reason_and_propertie
         ]
     );
     assert_eq!(h.engine.state(), State::Closing);
-    assert!(h.engine.transport_done());
+    assert!(h.engine.should_close_transport());
     assert_eq!(h.engine.poll_timeout(), None);
     h.assert_no_events();
 
@@ -298,7 +298,7 @@ fn the_transport_closing_underneath_is_the_transports_doing() {
 fn a_transport_closed_without_an_error_while_connected_is_transport_closed() {
     let mut h = Harness::connected(V5);
 
-    h.engine.handle_transport_closed(h.now, None);
+    h.engine.handle_transport_closed(h.now);
 
     assert_matches!(
         h.events().as_slice(),

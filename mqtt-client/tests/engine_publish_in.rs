@@ -62,7 +62,7 @@ fn qos1_message_is_delivered_with_a_ticket_and_acked_with_puback() {
         let ticket = messages[0].ack.unwrap();
         assert_eq!(ticket.packet_id(), pid(7));
         assert_eq!(ticket.qos(), Q1);
-        assert_eq!(ticket.connection(), 1);
+        assert_eq!(ticket.connection_number(), 1);
         h.assert_nothing_sent();
         assert_eq!(h.engine.incoming_inflight(), 1);
 
@@ -279,7 +279,7 @@ fn a_ticket_from_an_earlier_connection_is_stale_and_writes_nothing() {
     // The server sends it again; the new ticket acks it.
     h.deliver(dup(publish(5, "t", Q1, b"a")));
     let new = h.ticket();
-    assert_eq!(new.connection(), 2);
+    assert_eq!(new.connection_number(), 2);
     assert_eq!(new.packet_id(), pid(5));
     h.ack(new).unwrap();
     assert_eq!(h.take_sent(), vec![puback(5)]);
@@ -327,7 +327,7 @@ fn a_qos1_resent_after_a_lost_puback_is_delivered_again() {
     h.deliver(dup(publish(1, "t", Q1, b"a")));
 
     let again = h.ticket();
-    assert_eq!(again.connection(), 2);
+    assert_eq!(again.connection_number(), 2);
     h.ack(again).unwrap();
     assert_eq!(h.take_sent(), vec![puback(1)]);
 }

@@ -27,7 +27,7 @@ mod engine_common;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use engine_common::*;
-use mqtt_client::engine::{AckTicket, Event, State};
+use mqtt_client::engine::{AckId, Event, State};
 use mqtt_client::session::Session;
 use mqtt_client::{ProtocolVersion, QoS};
 use mqtt_codec::packet::{Packet, PubAck, Publish};
@@ -91,7 +91,7 @@ struct Model {
     /// Tokens completed.
     done_tokens: HashSet<u32>,
     /// Tickets of messages delivered on this connection, not yet acked.
-    tickets: Vec<AckTicket>,
+    tickets: Vec<AckId>,
     /// Identifiers of messages delivered with a ticket on this connection, in
     /// receipt order, whose ack has not reached the wire yet.
     expected_acks: VecDeque<u16>,

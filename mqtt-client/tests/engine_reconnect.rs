@@ -50,7 +50,7 @@ fn refused() -> ConnectionError {
 /// The driver could not open a transport: the engine is told so from Idle.
 fn fail_open(h: &mut Harness) {
     assert!(h.engine.wants_transport(h.now));
-    h.engine.handle_transport_closed(h.now, Some(refused()));
+    h.engine.handle_transport_error(h.now, refused());
     h.flush();
 }
 
@@ -387,7 +387,7 @@ fn a_closed_engine_ignores_further_transport_news() {
     h.events();
 
     h.engine.handle_transport_open(h.now);
-    h.engine.handle_transport_closed(h.now, Some(reset()));
+    h.engine.handle_transport_error(h.now, reset());
     h.engine.handle_timeout(h.now + SEC * 3600);
     h.flush();
 

@@ -135,7 +135,7 @@ impl ReasonCode {
 
     /// Whether the code may appear in a packet of this type (MQTT 5, 2.4 and the
     /// reason code table of each packet).
-    pub fn is_valid_for(self, packet_type: PacketType) -> bool {
+    pub fn is_valid_in_v5(self, packet_type: PacketType) -> bool {
         let allowed: &[u8] = match packet_type {
             PacketType::ConnAck => &[
                 0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90,
@@ -165,7 +165,7 @@ impl ReasonCode {
     /// their MQTT 5 equivalents) and SUBACK (0x00, 0x01, 0x02, 0x80).
     pub fn is_valid_in(self, packet_type: PacketType, version: ProtocolVersion) -> bool {
         match version {
-            ProtocolVersion::V5 => self.is_valid_for(packet_type),
+            ProtocolVersion::V5 => self.is_valid_in_v5(packet_type),
             ProtocolVersion::V311 => match packet_type {
                 PacketType::ConnAck => self.to_v311_connack().is_some(),
                 PacketType::SubAck => matches!(self.0, 0x00 | 0x01 | 0x02 | 0x80),

@@ -170,14 +170,14 @@ async fn unacked_qos1_redelivered_after_broker_restart() {
     assert_eq!((text(&x), text(&y)), ("x".to_owned(), "y".to_owned()));
     x.ack().unwrap();
     wait_log(&broker, "Received PUBACK from restart-sub", 1).await;
-    let connection = sub.connection();
+    let connection = sub.connection_number();
 
     restart(&mut broker);
     assert!(
         wait_reconnected(&mut events).await,
         "session resumed after restart"
     );
-    assert_eq!(sub.connection(), connection + 1);
+    assert_eq!(sub.connection_number(), connection + 1);
     let mut y2 = recv(&mut incoming).await;
     assert_eq!(text(&y2), "y");
     assert!(y2.dup(), "redelivered with DUP=1");

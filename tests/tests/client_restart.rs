@@ -493,7 +493,7 @@ async fn subscriptions_restored(version: ProtocolVersion) {
             .any(|e| matches!(e, ConnectionEvent::ResubscribeFailed { .. })),
         "{later:?}"
     );
-    assert_eq!(sub.connection(), 2);
+    assert_eq!(sub.connection_number(), 2);
     sub.disconnect().await;
     publisher.disconnect().await;
 }

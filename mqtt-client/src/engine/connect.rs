@@ -23,12 +23,15 @@ impl<T> Engine<T> {
         self.sent_clean_start = clean_start;
         connect_packet(&self.opts, &self.client_id, clean_start)
     }
+}
 
-    /// Checks that `options` make a CONNECT that encodes (identifiers and user
+impl Options {
+    /// Checks that these options make a CONNECT that encodes (identifiers and user
     /// name without U+0000 and within 65,535 bytes, a will and properties that
     /// fit), so that a misconfiguration is an error at start, not a silent loop.
-    pub fn check_options(options: &Options) -> Result<(), ConnectionError> {
-        connect_packet(options, &options.client_id, options.clean_start).map(|_| ())
+    /// [`crate::Client::connect`] and [`crate::Client::start`] call it.
+    pub fn validate(&self) -> Result<(), ConnectionError> {
+        connect_packet(self, &self.client_id, self.clean_start).map(|_| ())
     }
 }
 

@@ -9,7 +9,7 @@ use mqtt_codec::reason::ReasonCode;
 use mqtt_codec::{PacketId, ProtocolVersion, QoS};
 
 use super::{
-    AckTicket, Engine, Event, InEntry, PublishOutcome, Received, ServerInfo, Stage, State,
+    AckId, Engine, Event, InEntry, PublishOutcome, Received, ServerInfo, Stage, State,
     SubscribeOutcome, Timer, UnsubscribeOutcome,
 };
 use crate::error::{AckError, ConnectRefusal, ConnectionError, PublishError, Violation};
@@ -255,7 +255,7 @@ impl<T> Engine<T> {
             repeat: false,
         });
         self.incoming_ids.insert(packet_id);
-        let ticket = AckTicket {
+        let ticket = AckId {
             epoch: self.epoch,
             seq,
             packet_id,
@@ -308,7 +308,7 @@ impl<T> Engine<T> {
     pub fn ack(
         &mut self,
         now: Instant,
-        ticket: AckTicket,
+        ticket: AckId,
         reason: ReasonCode,
         properties: AckProperties,
     ) -> Result<(), AckError> {

@@ -44,19 +44,26 @@ impl<T> Engine<T> {
         }
     }
 
-    /// The transport is gone. `error` is `None` when the engine asked for it
-    /// ([`Engine::transport_done`]), else the I/O error or EOF that ended it (or
-    /// the failure to open it).
-    pub fn handle_transport_closed(&mut self, now: Instant, error: Option<ConnectionError>) {
+    /// The driver closed the transport, as [`Engine::should_close_transport`]
+    /// asked: the connection ends with the reason the engine had for it.
+    pub fn handle_transport_closed(&mut self, now: Instant) {
+        self.transport_gone(now, None);
+    }
+
+    /// The transport failed under the engine (an I/O error, EOF), or could not be
+    /// opened: the connection ends with `error`.
+    pub fn handle_transport_error(&mut self, now: Instant, error: ConnectionError) {
+        self.transport_gone(now, Some(error));
+    }
+
+    fn transport_gone(&mut self, now: Instant, error: Option<ConnectionError>) {
         match self.state {
-            State::Idle => {
-                // Opening the transport failed.
-                self.after_connection(now, error.unwrap_or(ConnectionError::TransportClosed));
-            }
-            State::Connecting | State::Connected => {
+            // Idle: opening the transport failed.
+            State::Idle | State::Connecting | State::Connected => {
                 self.after_connection(now, error.unwrap_or(ConnectionError::TransportClosed));
             }
             State::Closing => {
+                // The engine's own reason first: the transport closing is its effect.
                 let error = self
                     .ending
                     .take()

@@ -12,20 +12,21 @@
 //!   loop {
 //!     1. no transport and engine.wants_transport(now)?  open one:
 //!          ok  -> engine.handle_transport_open(now)        (writes CONNECT)
-//!          err -> engine.handle_transport_closed(now, Some(error))
+//!          err -> engine.handle_transport_error(now, error)
 //!     2. inputs, in any order, each with the current time:
 //!          bytes read          -> engine.handle_read(now, &mut buffer)
 //!          a deadline passed   -> engine.handle_timeout(now)
-//!          application acks    -> engine.ack(now, ticket, reason, properties)
+//!          application acks    -> engine.ack(now, ack_id, reason, properties)
 //!          commands            -> engine.publish / subscribe / unsubscribe / disconnect,
 //!                                 each only when can_publish / can_request say so
 //!     3. outputs, after every input:
 //!          engine.poll_transmit()  -> write all of it to the transport
 //!          engine.poll_event()     -> hand to the application
-//!          engine.transport_done() -> flush, close the transport, then
-//!                                     engine.handle_transport_closed(now, None)
+//!          engine.should_close_transport()
+//!                                  -> flush, close the transport, then
+//!                                     engine.handle_transport_closed(now)
 //!        the transport failed (I/O error, EOF)
-//!                                  -> engine.handle_transport_closed(now, Some(error))
+//!                                  -> engine.handle_transport_error(now, error)
 //!     4. sleep until engine.poll_timeout(), input, or a command
 //!   } until engine.is_closed()
 //! ```
@@ -89,7 +90,7 @@ use crate::session::{SessionChange, SessionSubscription};
 pub(crate) use connect::disconnect_packet;
 use ids::{IdMap, IdSet, PacketIds};
 pub use output::{
-    AckTicket, Event, PublishOutcome, Received, Refused, ServerInfo, State, SubscribeOutcome,
+    AckId, Event, PublishOutcome, Received, Refused, ServerInfo, State, SubscribeOutcome,
     UnsubscribeOutcome,
 };
 pub use timer::Timer;
@@ -288,7 +289,7 @@ impl<T> Engine<T> {
     }
 
     /// The connection counter (1 for the first transport).
-    pub fn connection(&self) -> u64 {
+    pub fn connection_number(&self) -> u64 {
         self.epoch
     }
 
@@ -341,7 +342,7 @@ impl<T> Engine<T> {
     }
 
     /// True when the driver must flush and close the transport.
-    pub fn transport_done(&self) -> bool {
+    pub fn should_close_transport(&self) -> bool {
         matches!(self.state, State::Closing | State::Closed)
     }
 

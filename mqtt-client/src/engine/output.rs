@@ -84,19 +84,19 @@ pub struct Received {
     /// The PUBLISH (its topic resolved if it came with a Topic Alias).
     pub publish: Publish,
     /// For QoS 1/2: what to give [`Engine::ack`](super::Engine::ack). `None` for QoS 0 and in auto-ack mode.
-    pub ack: Option<AckTicket>,
+    pub ack: Option<AckId>,
 }
 
 /// Identifies one received QoS 1/2 message on one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AckTicket {
+pub struct AckId {
     pub(super) epoch: u64,
     pub(super) seq: u64,
     pub(super) packet_id: PacketId,
     pub(super) qos: QoS,
 }
 
-impl AckTicket {
+impl AckId {
     /// The message's packet identifier.
     pub fn packet_id(&self) -> PacketId {
         self.packet_id
@@ -108,7 +108,7 @@ impl AckTicket {
     }
 
     /// The connection the message came on (counting from 1).
-    pub fn connection(&self) -> u64 {
+    pub fn connection_number(&self) -> u64 {
         self.epoch
     }
 }

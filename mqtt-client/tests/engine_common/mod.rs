@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use mqtt_client::engine::{
-    AckTicket, Engine, Event, PublishOutcome, Received, Refused, State, SubscribeOutcome,
+    AckId, Engine, Event, PublishOutcome, Received, Refused, State, SubscribeOutcome,
     UnsubscribeOutcome,
 };
 use mqtt_client::session::Session;
@@ -283,7 +283,7 @@ impl Harness {
     /// The transport fails underneath (EOF, I/O error): what was written on it and
     /// not taken from `sent` stays there for the test to inspect or discard.
     pub(crate) fn drop_transport(&mut self, error: ConnectionError) {
-        self.engine.handle_transport_closed(self.now, Some(error));
+        self.engine.handle_transport_error(self.now, error);
         self.flush();
     }
 
@@ -301,15 +301,15 @@ impl Harness {
         );
     }
 
-    /// What a driver does once `transport_done()`: it has flushed everything (the
+    /// What a driver does once `should_close_transport()`: it has flushed everything (the
     /// harness always has), closes the transport and tells the engine. Returns
     /// whether it did.
     pub(crate) fn close_if_done(&mut self) -> bool {
         if self.engine.state() != State::Closing {
             return false;
         }
-        assert!(self.engine.transport_done());
-        self.engine.handle_transport_closed(self.now, None);
+        assert!(self.engine.should_close_transport());
+        self.engine.handle_transport_closed(self.now);
         self.flush();
         true
     }
@@ -443,7 +443,7 @@ impl Harness {
 
     /// Drains the events, which must be exactly one message, and returns its ticket
     /// (which must exist).
-    pub(crate) fn ticket(&mut self) -> AckTicket {
+    pub(crate) fn ticket(&mut self) -> AckId {
         let mut messages = self.messages();
         assert_eq!(messages.len(), 1, "expected one message, got {messages:#?}");
         messages
@@ -571,14 +571,14 @@ impl Harness {
     }
 
     /// Acknowledges a message with success.
-    pub(crate) fn ack(&mut self, ticket: AckTicket) -> Result<(), AckError> {
+    pub(crate) fn ack(&mut self, ticket: AckId) -> Result<(), AckError> {
         self.ack_with(ticket, ReasonCode::SUCCESS, AckProperties::EMPTY)
     }
 
     /// Acknowledges a message with a reason code and properties.
     pub(crate) fn ack_with(
         &mut self,
-        ticket: AckTicket,
+        ticket: AckId,
         reason: ReasonCode,
         properties: AckProperties,
     ) -> Result<(), AckError> {

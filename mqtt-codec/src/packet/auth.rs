@@ -29,7 +29,7 @@ impl Auth {
         }
         let code = r.u8()?;
         packet.reason_code = ReasonCode(code);
-        if !packet.reason_code.is_valid_for(PacketType::Auth) {
+        if !packet.reason_code.is_valid_in_v5(PacketType::Auth) {
             return Err(DecodeError::InvalidReasonCode {
                 packet_type: PacketType::Auth,
                 code,
@@ -50,7 +50,7 @@ impl Auth {
         if version == ProtocolVersion::V311 {
             return Err(EncodeError::NotInVersion);
         }
-        if !self.reason_code.is_valid_for(PacketType::Auth) {
+        if !self.reason_code.is_valid_in_v5(PacketType::Auth) {
             let code = self.reason_code.0;
             return Err(DecodeError::InvalidReasonCode {
                 packet_type: PacketType::Auth,

@@ -41,7 +41,7 @@ impl ConnAck {
             ),
             ProtocolVersion::V5 => {
                 let reason_code = ReasonCode(code);
-                if !reason_code.is_valid_for(PacketType::ConnAck) {
+                if !reason_code.is_valid_in_v5(PacketType::ConnAck) {
                     return Err(invalid);
                 }
                 let p = ConnAckProperties::decode(r, PacketType::ConnAck)?;

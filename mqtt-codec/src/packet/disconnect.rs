@@ -29,7 +29,7 @@ impl Disconnect {
         }
         let code = r.u8()?;
         packet.reason_code = ReasonCode(code);
-        if !packet.reason_code.is_valid_for(PacketType::Disconnect) {
+        if !packet.reason_code.is_valid_in_v5(PacketType::Disconnect) {
             return Err(DecodeError::InvalidReasonCode {
                 packet_type: PacketType::Disconnect,
                 code,
@@ -54,7 +54,7 @@ impl Disconnect {
                 }
             }
             ProtocolVersion::V5 => {
-                if !self.reason_code.is_valid_for(PacketType::Disconnect) {
+                if !self.reason_code.is_valid_in_v5(PacketType::Disconnect) {
                     let code = self.reason_code.0;
                     let packet_type = PacketType::Disconnect;
                     return Err(DecodeError::InvalidReasonCode { packet_type, code }.into());

@@ -49,7 +49,7 @@ impl PubAck {
         }
         let code = r.u8()?;
         ack.reason_code = ReasonCode(code);
-        if !ack.reason_code.is_valid_for(packet_type) {
+        if !ack.reason_code.is_valid_in_v5(packet_type) {
             return Err(DecodeError::InvalidReasonCode { packet_type, code });
         }
         if !r.is_empty() {
@@ -71,7 +71,7 @@ impl PubAck {
                 Ok(2)
             }
             ProtocolVersion::V5 => {
-                if !self.reason_code.is_valid_for(packet_type) {
+                if !self.reason_code.is_valid_in_v5(packet_type) {
                     let code = self.reason_code.0;
                     return Err(DecodeError::InvalidReasonCode { packet_type, code }.into());
                 }

@@ -515,7 +515,7 @@ pub(crate) fn assert_one_connection(
             .any(|e| matches!(e, ConnectionEvent::Disconnected(_))),
         "the connection was lost: {events:?}"
     );
-    assert_eq!(client.connection(), 1, "events: {events:?}");
+    assert_eq!(client.connection_number(), 1, "events: {events:?}");
 }
 
 /// QoS 2 PUBLISHes sent again (DUP=1) in direction `dir` after their sender had
