@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{AckToken, ConnectionEvent, Message, Shared};
 use crate::engine::{
-    AckId, Engine, Event, PublishOutcome, State, SubscribeOutcome, UnsubscribeOutcome,
+    AckId, Engine, Event, PublishOutcome, Refusal, State, SubscribeOutcome, UnsubscribeOutcome,
 };
 use crate::error::{ConnectionError, PublishError, RequestError};
 use crate::options::{Options, Qos0Overflow};
@@ -89,14 +89,25 @@ pub(crate) enum Completion {
 
 impl Completion {
     /// A publish refused before sending.
-    fn fail_publish(self, error: PublishError) {
+    fn fail_publish(self, refusal: Refusal<PublishError>) {
+        let error = match refusal {
+            Refusal::Invalid(error) => error,
+            // `take_pending` asks `can_publish` first: a refusal for lack of room
+            // cannot happen; if it did, the caller must not wait for ever.
+            Refusal::NotReady | Refusal::Closed => PublishError::Closed,
+        };
         if let Completion::Publish(done) = self {
             let _ = done.send(Err(error));
         }
     }
 
     /// A subscribe or unsubscribe refused before sending.
-    fn fail_request(self, error: RequestError) {
+    fn fail_request(self, refusal: Refusal<RequestError>) {
+        let error = match refusal {
+            Refusal::Invalid(error) => error,
+            // As for publishes: `can_request` was asked first.
+            Refusal::NotReady | Refusal::Closed => RequestError::Closed,
+        };
         match self {
             Completion::Subscribe(done) => {
                 let _ = done.send(Err(error));

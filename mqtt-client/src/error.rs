@@ -335,10 +335,6 @@ pub enum PublishError {
     Closed,
     /// A QoS 0 message was still in the client's buffer when the connection was lost.
     ConnectionLost,
-    /// The engine could not take the message now (not connected, window full):
-    /// a driver calls [`crate::engine::Engine::publish`] only when
-    /// [`crate::engine::Engine::can_publish`] allows it.
-    NotReady,
 }
 
 impl fmt::Display for PublishError {
@@ -361,7 +357,6 @@ impl fmt::Display for PublishError {
             Self::SessionLost => f.write_str("the server lost the session"),
             Self::Closed => f.write_str("the client closed before the flow completed"),
             Self::ConnectionLost => f.write_str("the connection was lost before sending"),
-            Self::NotReady => f.write_str("the client could not take the message now"),
         }
     }
 }
@@ -404,12 +399,6 @@ pub enum RequestError {
     NotSupported(&'static str),
     /// Refused before sending: larger than the server's Maximum Packet Size.
     PacketTooLarge,
-    /// Not connected: the request was not sent (a driver waits for the
-    /// connection before giving requests to the engine).
-    NotConnected,
-    /// All 65,535 packet identifiers are in use (a driver asks
-    /// [`crate::engine::Engine::can_request`] first).
-    NoFreeIdentifier,
     /// The client closed before the server answered.
     Closed,
 }
@@ -425,8 +414,6 @@ impl fmt::Display for RequestError {
             Self::Encode(e) => write!(f, "cannot encode: {e}"),
             Self::NotSupported(what) => write!(f, "the server does not support {what}"),
             Self::PacketTooLarge => f.write_str("packet exceeds the server's maximum packet size"),
-            Self::NotConnected => f.write_str("not connected"),
-            Self::NoFreeIdentifier => f.write_str("no free packet identifier"),
             Self::Closed => f.write_str("the client closed before the server answered"),
         }
     }

@@ -12,7 +12,7 @@
 mod engine_common;
 
 use engine_common::*;
-use mqtt_client::engine::{Event, State};
+use mqtt_client::engine::{Event, Refusal, State};
 use mqtt_client::{
     AckError, ConnectRefusal, ConnectionError, Initiator, ProtocolVersion, PublishError, QoS,
     RequestError, Violation,
@@ -177,7 +177,7 @@ fn a_closed_engine_refuses_everything() {
 
     assert_matches!(
         h.try_publish(message("t", Q1, b"x")).unwrap_err().error,
-        PublishError::Closed
+        Refusal::Closed
     );
     assert_eq!(h.ack(ticket), Err(AckError::Closed));
     assert!(!h.engine.can_publish(QoS::AtMostOnce));

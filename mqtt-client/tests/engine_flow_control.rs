@@ -12,7 +12,8 @@
 mod engine_common;
 
 use engine_common::*;
-use mqtt_client::{ConnectionError, ProtocolVersion, PublishError, QoS, Violation};
+use mqtt_client::engine::Refusal;
+use mqtt_client::{ConnectionError, ProtocolVersion, QoS, Violation};
 use mqtt_codec::packet::Packet;
 use mqtt_codec::property::ConnAckProperties;
 use mqtt_codec::reason::ReasonCode;
@@ -72,7 +73,7 @@ fn a_publish_offered_to_a_full_window_is_refused_with_nothing_written() {
 
     let refused = h.try_publish(message("t", Q1, b"y")).unwrap_err();
 
-    assert_matches!(refused.error, PublishError::NotReady);
+    assert_matches!(refused.error, Refusal::NotReady);
     h.assert_nothing_sent();
     assert_eq!(h.engine.packet_ids_in_use(), 1);
     assert_eq!(h.engine.inflight(), 1);

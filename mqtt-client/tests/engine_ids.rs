@@ -14,6 +14,7 @@ mod engine_common;
 use std::collections::HashSet;
 
 use engine_common::*;
+use mqtt_client::engine::Refusal;
 use mqtt_client::engine::State;
 use mqtt_client::{ProtocolVersion, QoS, RequestError};
 use mqtt_codec::property::{ConnAckProperties, SubscribeProperties, UnsubscribeProperties};
@@ -215,9 +216,18 @@ fn refused_requests_give_their_identifier_back() {
         .engine
         .unsubscribe(h.now, Vec::new(), UnsubscribeProperties::EMPTY, 3);
 
-    assert_matches!(wildcard.unwrap_err().error, RequestError::NotSupported(_));
-    assert_matches!(too_large.unwrap_err().error, RequestError::PacketTooLarge);
-    assert_matches!(empty.unwrap_err().error, RequestError::Encode(_));
+    assert_matches!(
+        wildcard.unwrap_err().error,
+        Refusal::Invalid(RequestError::NotSupported(_))
+    );
+    assert_matches!(
+        too_large.unwrap_err().error,
+        Refusal::Invalid(RequestError::PacketTooLarge)
+    );
+    assert_matches!(
+        empty.unwrap_err().error,
+        Refusal::Invalid(RequestError::Encode(_))
+    );
     h.flush();
     h.assert_nothing_sent();
     assert_eq!(h.engine.packet_ids_in_use(), 0);
@@ -238,8 +248,8 @@ fn requests_without_a_connection_do_not_leak_identifiers() {
         .engine
         .unsubscribe(h.now, vec![topic("a")], UnsubscribeProperties::EMPTY, 2);
 
-    assert_eq!(sub.unwrap_err().error, RequestError::NotConnected);
-    assert_eq!(unsub.unwrap_err().error, RequestError::NotConnected);
+    assert_eq!(sub.unwrap_err().error, Refusal::NotReady);
+    assert_eq!(unsub.unwrap_err().error, Refusal::NotReady);
     assert_eq!(h.engine.state(), State::Idle);
     assert_eq!(h.engine.packet_ids_in_use(), before);
     // And the first request once connected gets identifier 1.

@@ -13,7 +13,7 @@
 mod engine_common;
 
 use engine_common::*;
-use mqtt_client::engine::{Event, PublishOutcome};
+use mqtt_client::engine::{Event, PublishOutcome, Refusal};
 use mqtt_client::{ProtocolVersion, PublishError, QoS, SessionLostPolicy};
 use mqtt_codec::packet::Packet;
 use mqtt_codec::property::{AckProperties, ConnAckProperties, PublishProperties};
@@ -636,7 +636,10 @@ fn refuses_qos_above_the_server_maximum_before_writing() {
 
     let refused = h.try_publish(message("t", Q2, b"x")).unwrap_err();
 
-    assert_matches!(refused.error, PublishError::QosNotSupported);
+    assert_matches!(
+        refused.error,
+        Refusal::Invalid(PublishError::QosNotSupported)
+    );
     assert_eq!(refused.token, h.token() - 1);
     h.assert_nothing_sent();
     assert_eq!(h.engine.packet_ids_in_use(), 0);
@@ -663,7 +666,10 @@ fn refuses_retain_when_the_server_has_none() {
 
     let refused = h.try_publish(retained).unwrap_err();
 
-    assert_matches!(refused.error, PublishError::RetainNotSupported);
+    assert_matches!(
+        refused.error,
+        Refusal::Invalid(PublishError::RetainNotSupported)
+    );
     h.assert_nothing_sent();
     assert_eq!(h.engine.packet_ids_in_use(), 0);
     h.publish(message("t", Q0, b"not retained"));
@@ -688,7 +694,7 @@ fn refuses_a_packet_larger_than_the_server_maximum() {
 
     assert_matches!(
         refused.error,
-        PublishError::PacketTooLarge { size: s, maximum: 64 } if s == size
+        Refusal::Invalid(PublishError::PacketTooLarge { size: s, maximum: 64 }) if s == size
     );
     h.assert_nothing_sent();
     assert_eq!(h.engine.packet_ids_in_use(), 0);
@@ -720,11 +726,11 @@ fn refuses_a_topic_alias_or_subscription_identifier_in_an_outgoing_publish() {
 
     assert_matches!(
         h.try_publish(aliased).unwrap_err().error,
-        PublishError::PropertyNotAllowed("Topic Alias")
+        Refusal::Invalid(PublishError::PropertyNotAllowed("Topic Alias"))
     );
     assert_matches!(
         h.try_publish(with_sub_id).unwrap_err().error,
-        PublishError::PropertyNotAllowed("Subscription Identifier")
+        Refusal::Invalid(PublishError::PropertyNotAllowed("Subscription Identifier"))
     );
     h.assert_nothing_sent();
     h.assert_no_events();
@@ -846,7 +852,7 @@ fn publishing_without_a_connection_is_refused_with_the_token() {
     for qos in [Q0, Q1, Q2] {
         assert!(!h.engine.can_publish(qos));
         let refused = h.try_publish(message("t", qos, b"x")).unwrap_err();
-        assert_matches!(refused.error, PublishError::NotReady);
+        assert_matches!(refused.error, Refusal::NotReady);
     }
     h.assert_no_events();
     assert_eq!(h.engine.packet_ids_in_use(), 0);

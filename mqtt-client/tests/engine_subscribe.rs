@@ -13,7 +13,7 @@
 mod engine_common;
 
 use engine_common::*;
-use mqtt_client::engine::{Event, SubscribeOutcome, UnsubscribeOutcome};
+use mqtt_client::engine::{Event, Refusal, SubscribeOutcome, UnsubscribeOutcome};
 use mqtt_client::{ConnectionError, ProtocolVersion, QoS, RequestError, Violation};
 use mqtt_codec::packet::{Packet, PacketType};
 use mqtt_codec::property::{
@@ -469,7 +469,10 @@ fn refuses_what_the_server_said_it_does_not_support_before_sending() {
             .engine
             .subscribe(h.now, sub_filters(&filters), properties, token)
             .unwrap_err();
-        assert_eq!(refused.error, RequestError::NotSupported(what));
+        assert_eq!(
+            refused.error,
+            Refusal::Invalid(RequestError::NotSupported(what))
+        );
         assert_eq!(refused.token, token);
     }
 
@@ -494,7 +497,7 @@ fn requests_without_a_connection_are_refused() {
             1,
         )
         .unwrap_err();
-    assert_eq!(refused.error, RequestError::NotConnected);
+    assert_eq!(refused.error, Refusal::NotReady);
     assert!(!h.engine.can_request());
 
     h.disconnect(
@@ -506,5 +509,5 @@ fn requests_without_a_connection_are_refused() {
         .engine
         .unsubscribe(h.now, vec![topic("a")], Default::default(), 2)
         .unwrap_err();
-    assert_eq!(refused.error, RequestError::Closed);
+    assert_eq!(refused.error, Refusal::Closed);
 }

@@ -90,7 +90,7 @@ use crate::session::{SessionChange, SessionSubscription};
 pub(crate) use connect::disconnect_packet;
 use ids::{IdMap, IdSet, PacketIds};
 pub use output::{
-    AckId, Event, PublishOutcome, Received, Refused, ServerInfo, State, SubscribeOutcome,
+    AckId, Event, PublishOutcome, Received, Refusal, Refused, ServerInfo, State, SubscribeOutcome,
     UnsubscribeOutcome,
 };
 pub use timer::Timer;

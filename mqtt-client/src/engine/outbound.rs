@@ -9,7 +9,7 @@ use mqtt_codec::string::MqttString;
 use mqtt_codec::topic::SharedSubscription;
 use mqtt_codec::{PacketId, ProtocolVersion, QoS};
 
-use super::{Engine, Event, OutEntry, Refused, Request, Stage, State};
+use super::{Engine, Event, OutEntry, Refusal, Refused, Request, Stage, State};
 use crate::error::{PublishError, RequestError};
 use crate::session::SessionChange;
 
@@ -33,13 +33,13 @@ impl<T> Engine<T> {
         token: T,
     ) -> Result<Option<PacketId>, Refused<T, PublishError>> {
         if let Err(error) = self.check_publish(&publish) {
-            return Err(Refused { error, token });
+            return Err(Refused::invalid(error, token));
         }
         if !self.can_publish(publish.qos) {
             let error = if self.state == State::Closed {
-                PublishError::Closed
+                Refusal::Closed
             } else {
-                PublishError::NotReady
+                Refusal::NotReady
             };
             return Err(Refused { error, token });
         }
@@ -49,7 +49,7 @@ impl<T> Engine<T> {
             let Some(id) = self.ids.alloc() else {
                 // `can_publish` checked for a free identifier; kept for safety.
                 return Err(Refused {
-                    error: PublishError::NotReady,
+                    error: Refusal::NotReady,
                     token,
                 });
             };
@@ -64,7 +64,7 @@ impl<T> Engine<T> {
             {
                 self.ids.free(id);
             }
-            return Err(Refused { error, token });
+            return Err(Refused::invalid(error, token));
         }
         if let Err(e) = packet.encode(self.version, &mut self.tx) {
             if let Packet::Publish(Publish {
@@ -74,10 +74,7 @@ impl<T> Engine<T> {
             {
                 self.ids.free(id);
             }
-            return Err(Refused {
-                error: PublishError::Encode(e),
-                token,
-            });
+            return Err(Refused::invalid(PublishError::Encode(e), token));
         }
         self.wrote(now);
         let Packet::Publish(publish) = packet else {
@@ -172,7 +169,7 @@ impl<T> Engine<T> {
         token: T,
     ) -> Result<PacketId, Refused<T, RequestError>> {
         if let Err(error) = self.check_subscribe(&filters, &properties) {
-            return Err(Refused { error, token });
+            return Err(Refused::invalid(error, token));
         }
         self.send_request(
             now,
@@ -248,9 +245,8 @@ impl<T> Engine<T> {
         };
         let Some(id) = id else {
             let error = match self.state {
-                State::Closed => RequestError::Closed,
-                State::Connected => RequestError::NoFreeIdentifier,
-                _ => RequestError::NotConnected,
+                State::Closed => Refusal::Closed,
+                _ => Refusal::NotReady,
             };
             return Err(Refused { error, token });
         };
@@ -261,7 +257,7 @@ impl<T> Engine<T> {
                 .map_err(RequestError::Encode)
         }) {
             self.ids.free(id);
-            return Err(Refused { error, token });
+            return Err(Refused::invalid(error, token));
         }
         self.wrote(now);
         let seq = self.next_seq();

@@ -151,9 +151,34 @@ pub struct UnsubscribeOutcome {
 #[derive(Debug)]
 pub struct Refused<T, E> {
     /// Why.
-    pub error: E,
+    pub error: Refusal<E>,
     /// The token given with the command.
     pub token: T,
+}
+
+impl<T, E> Refused<T, E> {
+    pub(super) fn invalid(error: E, token: T) -> Self {
+        Self {
+            error: Refusal::Invalid(error),
+            token,
+        }
+    }
+}
+
+/// Why the engine did not take a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal<E> {
+    /// Not now: not connected, the window is full, or no packet identifier is
+    /// free. A driver gives a command only when [`Engine::can_publish`] or
+    /// [`Engine::can_request`] says it would be taken, and never sees this.
+    ///
+    /// [`Engine::can_publish`]: super::Engine::can_publish
+    /// [`Engine::can_request`]: super::Engine::can_request
+    NotReady,
+    /// The engine is closed for good.
+    Closed,
+    /// The command cannot be sent to this server as it is: the application's error.
+    Invalid(E),
 }
 
 /// What the server said about itself in CONNACK, with the protocol defaults
