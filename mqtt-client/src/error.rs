@@ -1,4 +1,10 @@
 //! Typed errors: why a connection ended, who ended it, and why an operation failed.
+//!
+//! Each error says what the application can do about it through `kind()`
+//! ([`ErrorKind`]: wait and retry, fix the configuration or the request, decide
+//! about a refusal, give up on a closed client), and chains its cause through
+//! [`std::error::Error::source`] (the I/O error, the codec's reason, the store's
+//! error).
 
 use std::fmt;
 use std::io;
@@ -7,6 +13,30 @@ use std::sync::Arc;
 use mqtt_codec::error::{DecodeError, EncodeError};
 use mqtt_codec::property::AckProperties;
 use mqtt_codec::reason::ReasonCode;
+
+/// What the application can do about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Passing: the same thing may work later, unchanged (the connection was lost
+    /// or timed out, the server is busy). The client reconnects by itself; a
+    /// publish or request can be made again.
+    Transient,
+    /// The configuration or the request must change: bad credentials, an invalid
+    /// topic, a packet larger than the server takes, a feature the server lacks,
+    /// an ack given twice.
+    Configuration,
+    /// The server refused this message or request on purpose (not authorised,
+    /// quota exceeded, ...): sending it again unchanged will not help.
+    Rejected,
+    /// The server broke the protocol; the client disconnected it and reconnects.
+    Protocol,
+    /// The session store failed: the client stopped without sending what depended
+    /// on the change. Fix the storage, then start a client again.
+    Storage,
+    /// The client is closed: nothing more happens on it.
+    Closed,
+}
 
 /// Who ended a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +112,23 @@ impl ConnectionError {
     /// An I/O error as a connection error.
     pub fn io(err: io::Error) -> Self {
         Self::Io(Arc::new(err))
+    }
+
+    /// What the application can do about it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Refused(r) if r.is_fatal() => ErrorKind::Configuration,
+            Self::Refused(_)
+            | Self::ServerDisconnect { .. }
+            | Self::KeepAliveTimeout
+            | Self::ConnectTimeout
+            | Self::Io(_)
+            | Self::TransportClosed => ErrorKind::Transient,
+            Self::ProtocolViolation { .. } => ErrorKind::Protocol,
+            Self::LocalDisconnect => ErrorKind::Closed,
+            Self::InvalidOptions(_) | Self::NoRuntime => ErrorKind::Configuration,
+            Self::SessionStore(_) => ErrorKind::Storage,
+        }
     }
 
     /// True when reconnecting cannot help (bad credentials, banned, ...).
@@ -337,6 +384,23 @@ pub enum PublishError {
     ConnectionLost,
 }
 
+impl PublishError {
+    /// What the application can do about it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Rejected { .. } => ErrorKind::Rejected,
+            Self::PacketTooLarge { .. }
+            | Self::QosNotSupported
+            | Self::RetainNotSupported
+            | Self::PropertyNotAllowed(_)
+            | Self::InvalidTopic { .. }
+            | Self::Encode(_) => ErrorKind::Configuration,
+            Self::SessionLost | Self::ConnectionLost => ErrorKind::Transient,
+            Self::Closed => ErrorKind::Closed,
+        }
+    }
+}
+
 impl fmt::Display for PublishError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -403,6 +467,16 @@ pub enum RequestError {
     Closed,
 }
 
+impl RequestError {
+    /// What the application can do about it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Closed => ErrorKind::Closed,
+            _ => ErrorKind::Configuration,
+        }
+    }
+}
+
 impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -443,6 +517,18 @@ pub enum AckError {
     InvalidReasonCode,
     /// The client is closed.
     Closed,
+}
+
+impl AckError {
+    /// What the application can do about it. A stale ack needs nothing: the server
+    /// sends the message again.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::StaleConnection => ErrorKind::Transient,
+            Self::AlreadyAcked | Self::InvalidReasonCode => ErrorKind::Configuration,
+            Self::Closed => ErrorKind::Closed,
+        }
+    }
 }
 
 impl fmt::Display for AckError {

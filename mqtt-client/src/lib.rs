@@ -117,8 +117,8 @@ pub use client::{
 };
 pub use engine::{PublishOutcome, ServerInfo, SubscribeOutcome, UnsubscribeOutcome};
 pub use error::{
-    AckError, ConnectRefusal, ConnectionError, Initiator, PublishError, RefusalKind, RequestError,
-    Violation,
+    AckError, ConnectRefusal, ConnectionError, ErrorKind, Initiator, PublishError, RefusalKind,
+    RequestError, Violation,
 };
 pub use mqtt_codec as codec;
 pub use mqtt_codec::packet::RetainHandling;

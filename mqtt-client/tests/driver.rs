@@ -7,6 +7,11 @@
 //! only once written, invalid options refused at start, drop of every handle
 //! disconnecting, acks in receipt order and never across connections, and
 //! protocol violations answered with the right DISCONNECT and a reconnection.
+//!
+//! Every test runs on tokio's paused clock, which drives the driver and its
+//! engine too (keep-alive, ping and connect timeouts, backoff, flush limit): the
+//! timings asserted are exact in virtual time, and waits for something that must
+//! not happen cost no real time (see `driver_common`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -17,20 +22,21 @@
 
 mod driver_common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use driver_common::{
-    ack, ack_of, assert_matches, connected, fast_backoff, next_event, publish, wait_event, within,
-    Next, Server, QUIET, WAIT,
+    ack, ack_of, assert_matches, connected, fast_backoff, next_event, pass, publish, settle,
+    wait_event, within, Next, Server, QUIET, WAIT,
 };
 use mqtt_client::{
     AckError, Client, ConnectionError, ConnectionEvent, Options, ProtocolVersion, PublishError,
-    QoS, RequestError, Violation,
+    QoS, Qos0Overflow, RequestError, Violation,
 };
 use mqtt_codec::packet::{ConnAck, LastWill, Packet};
 use mqtt_codec::property::{AckProperties, DisconnectProperties};
 use mqtt_codec::reason::ReasonCode;
 use mqtt_codec::string::MqttString;
+use tokio::time::Instant;
 
 /// Options with this client id and the fast reconnection schedule.
 fn options(id: &str) -> Options {
@@ -65,7 +71,7 @@ async fn next_disconnected(
 /// `KeepAliveTimeout` about keep-alive + ping timeout + flush limit (3 s) after the
 /// last write, although the server never reads again; the unwritten QoS 0
 /// publishes fail with `ConnectionLost`, and `disconnect` returns at once.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn dead_connection_found_although_the_final_flush_cannot_complete() {
     let mut opts = options("flush-keepalive").with_keep_alive(1);
     opts.ping_timeout = Duration::from_secs(1);
@@ -83,12 +89,13 @@ async fn dead_connection_found_although_the_final_flush_cannot_complete() {
     let elapsed = start.elapsed();
     assert_matches!(error, ConnectionError::KeepAliveTimeout);
     assert!(skipped.is_empty(), "events before it: {skipped:?}");
+    // Virtual time: exact, but for the clock's millisecond granularity.
     assert!(
         elapsed >= Duration::from_secs(2),
         "found dead before keep-alive + ping timeout: {elapsed:?}"
     );
     assert!(
-        elapsed < Duration::from_millis(3800),
+        elapsed >= Duration::from_secs(3) && elapsed < Duration::from_millis(3100),
         "keep-alive + ping timeout + flush limit is 3 s; took {elapsed:?}"
     );
     for handle in handles {
@@ -116,7 +123,7 @@ async fn dead_connection_found_although_the_final_flush_cannot_complete() {
 /// behind 64 KiB nobody reads. `disconnect` returns after the flush limit
 /// (`min(ping_timeout, 5 s)` = 1 s), not when the server reads again; the unwritten
 /// QoS 0 publishes fail with `ConnectionLost`.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn disconnect_returns_after_the_flush_limit_when_the_server_stopped_reading() {
     let mut opts = options("flush-disconnect");
     opts.ping_timeout = Duration::from_secs(1);
@@ -128,14 +135,20 @@ async fn disconnect_returns_after_the_flush_limit_when_the_server_stopped_readin
         handles.push(within(WAIT, "publish accepted", publish).await.unwrap());
     }
     // Let the driver take them from the queue and block on the pipe (otherwise
-    // the disconnect overtakes them, and they end with `Closed`).
-    tokio::time::sleep(QUIET).await;
+    // the disconnect overtakes them, and they end with `Closed`). Nothing outside
+    // the driver tells when it has: the test waits until every task is blocked.
+    settle().await;
     let start = Instant::now();
     within(Duration::from_secs(2), "disconnect", client.disconnect()).await;
     let elapsed = start.elapsed();
+    // Virtual time: exact, but for the clock's millisecond granularity.
     assert!(
-        elapsed >= Duration::from_millis(900),
+        elapsed >= Duration::from_secs(1),
         "returned before the flush limit although nothing could be written: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(1100),
+        "returned after the flush limit (1 s): {elapsed:?}"
     );
     assert!(client.is_closed());
     for handle in handles {
@@ -155,7 +168,7 @@ async fn disconnect_returns_after_the_flush_limit_when_the_server_stopped_readin
 /// driver and waits for a connection, the second waits in the queue (both calls
 /// return a handle), a third call waits for room in the queue. `disconnect`
 /// returns at once; the two handles and the third call end with `Closed`.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn disconnect_while_the_broker_is_down_and_publishes_wait() {
     let (connector, server) = Server::new(4096);
     server.fail_connects(true);
@@ -175,12 +188,14 @@ async fn disconnect_while_the_broker_is_down_and_publishes_wait() {
     let first = within(WAIT, "publish 1 queued", publish).await.unwrap();
     let publish = client.publish("t", QoS::AtLeastOnce, false, "2");
     let second = within(WAIT, "publish 2 queued", publish).await.unwrap();
-    let third = tokio::spawn({
+    let mut third = tokio::spawn({
         let client = client.clone();
         async move { client.publish("t", QoS::AtLeastOnce, false, "3").await }
     });
-    tokio::time::sleep(QUIET).await;
-    assert!(!third.is_finished(), "the request queue of 1 is full");
+    assert!(
+        tokio::time::timeout(QUIET, &mut third).await.is_err(),
+        "the request queue of 1 is full"
+    );
 
     within(Duration::from_secs(1), "disconnect", client.disconnect()).await;
     assert_matches!(
@@ -217,7 +232,7 @@ async fn disconnect_while_the_broker_is_down_and_publishes_wait() {
 
 /// The broker's host drops the SYN: the connect attempt hangs until the connect
 /// timeout (10 s by default). `disconnect` must not wait for it.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn disconnect_during_a_hanging_connect_attempt() {
     let (connector, server) = Server::new(4096);
     server.hang_connects(true);
@@ -231,7 +246,7 @@ async fn disconnect_during_a_hanging_connect_attempt() {
 /// one taken by the driver waiting for room, one in the queue. `disconnect`
 /// returns at once, the server reads DISCONNECT (0x00) then EOF, and every handle
 /// ends with `Closed`.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn disconnect_with_a_full_window() {
     let (client, _incoming, _server, mut conn) =
         connected(options("full-window").with_inflight(1), 64 * 1024).await;
@@ -261,12 +276,11 @@ async fn disconnect_with_a_full_window() {
     }
 }
 
-/// The application is behind: of 200 QoS 0 messages sent, 100 fill `Incoming`,
-/// the driver holds what its last read brought, and the rest stay unread in the
-/// socket. `disconnect` must still return at once, and every message the driver
-/// had read still reaches the application, in order (the unread ones are lost
-/// with the connection: QoS 0).
-#[tokio::test]
+/// The application is behind: of 200 QoS 0 messages sent, 100 fill `Incoming`
+/// and the driver keeps the rest (within `qos0_backlog`). `disconnect` must still
+/// return at once, and every message the driver read still reaches the
+/// application, in order: all 200.
+#[tokio::test(start_paused = true)]
 async fn disconnect_returns_promptly_while_the_application_is_behind() {
     let (client, mut incoming, _server, mut conn) =
         connected(options("behind-disconnect"), 64 * 1024).await;
@@ -274,18 +288,19 @@ async fn disconnect_returns_promptly_while_the_application_is_behind() {
         conn.send(publish(QoS::AtMostOnce, 0, "t", n.to_be_bytes().to_vec()))
             .await;
     }
-    // Let the driver read them all.
-    tokio::time::sleep(QUIET).await;
+    // Let the driver read them all: nothing outside it tells when it has, so the
+    // test waits until every task is blocked (the driver then on an empty pipe).
+    settle().await;
     within(Duration::from_secs(1), "disconnect", client.disconnect()).await;
     let mut received = Vec::new();
     while let Some(message) = within(WAIT, "Incoming", incoming.recv()).await {
         let seq: [u8; 4] = message.payload()[..].try_into().unwrap();
         received.push(u32::from_be_bytes(seq));
     }
-    assert!(
-        received.len() > 100,
-        "more than the channel held: {}",
-        received.len()
+    assert_eq!(
+        received.len(),
+        200,
+        "all of them, beyond what the channel held"
     );
     let expected: Vec<u32> = (0..u32::try_from(received.len()).unwrap()).collect();
     assert_eq!(received, expected, "in order, none missing");
@@ -294,7 +309,7 @@ async fn disconnect_returns_promptly_while_the_application_is_behind() {
 /// A reason code DISCONNECT cannot carry (0x02) is refused and the client goes
 /// on: nothing is written, publishing still works, and a later disconnect with
 /// a valid code (0x04, with will) goes out.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn disconnect_with_an_invalid_reason_is_refused_and_the_client_goes_on() {
     let (client, _incoming, _server, mut conn) =
         connected(options("bad-disconnect"), 64 * 1024).await;
@@ -332,7 +347,7 @@ async fn disconnect_with_an_invalid_reason_is_refused_and_the_client_goes_on() {
 /// `AckToken::ack_with`), and nothing reaches the engine. The second message
 /// acked (0x80, a valid refusal) before the first is held until the first is
 /// acked; then the server reads both PUBACKs, in receipt order.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn invalid_ack_reason_code_refused_at_once_v5() {
     let (client, mut incoming, _server, mut conn) = connected(options("ack-v5"), 64 * 1024).await;
     let mut events = client.events();
@@ -377,7 +392,7 @@ async fn invalid_ack_reason_code_refused_at_once_v5() {
 
 /// MQTT 3.1.1 has no reason code but success: every other one is refused for
 /// PUBACK and PUBREC alike, and the tokens then ack normally.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn non_success_ack_refused_in_3_1_1() {
     let opts = options("ack-v311").with_version(ProtocolVersion::V311);
     let (_client, mut incoming, _server, mut conn) = connected(opts, 64 * 1024).await;
@@ -414,15 +429,18 @@ async fn non_success_ack_refused_in_3_1_1() {
 
 // ----- 4. CONNACK read while the application is behind ---------------------------
 
-/// Manual acks, and the application reads nothing. The server floods QoS 0
-/// messages until the client stops reading, then drops the connection. The
-/// client finds out (its PINGREQ cannot be written), reconnects, and reads the
-/// new CONNACK although its application is still behind: `Connected` arrives, no
-/// `ConnectTimeout`. The messages read before are then all handed over, in order.
-#[tokio::test]
+/// Manual acks, QoS 0 overflow pausing the reading, and the application reads
+/// nothing. The server floods QoS 0 messages until the client stops reading,
+/// then drops the connection. The client finds out (its PINGREQ cannot be
+/// written), reconnects, and reads the new CONNACK although its application is
+/// still behind: `Connected` arrives, no `ConnectTimeout`. The messages read
+/// before are then all handed over, in order.
+#[tokio::test(start_paused = true)]
 async fn connack_read_while_the_application_is_behind() {
     let mut opts = options("behind").with_keep_alive(1);
     opts.connect_timeout = Duration::from_secs(1);
+    // With the default (`Drop`) the client never stops reading.
+    opts.qos0_overflow = Qos0Overflow::PauseReading;
     let (client, mut incoming, mut server, mut conn) = connected(opts, 8 * 1024).await;
     let mut events = client.events();
 
@@ -494,7 +512,7 @@ async fn connack_read_while_the_application_is_behind() {
 /// A QoS 0 publish larger than the pipe does not complete while the server does
 /// not read, and completes once it does. Another one whose connection is dropped
 /// before it could be written ends with `ConnectionLost`.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn qos0_publish_completes_only_once_written() {
     let (client, _incoming, _server, mut conn) = connected(options("qos0"), 1024).await;
 
@@ -538,7 +556,7 @@ async fn qos0_publish_completes_only_once_written() {
 /// session — are
 /// refused by `Client::connect` and `Client::start` with `InvalidOptions`, and the
 /// connector is never called.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn invalid_options_refused_at_start() {
     let will = LastWill {
         topic: MqttString::try_from("will").unwrap(),
@@ -575,7 +593,8 @@ async fn invalid_options_refused_at_start() {
             Err(other) => panic!("{what}: start failed with {other:?}"),
             Ok(_) => panic!("{what}: start succeeded"),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Whatever may have been spawned gets to run.
+        pass(QUIET).await;
         assert_eq!(server.attempts(), 0, "{what}: the connector was called");
         assert!(server.try_accept().is_none());
     }
@@ -583,7 +602,7 @@ async fn invalid_options_refused_at_start() {
 
 /// `Client::connect` reports the first attempt's failure, and the client stops
 /// there (no retry in the background).
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn connect_reports_the_first_failure_and_stops() {
     let (connector, server) = Server::new(4096);
     server.fail_connects(true);
@@ -593,21 +612,23 @@ async fn connect_reports_the_first_failure_and_stops() {
         Err(other) => panic!("connect failed with {other:?}"),
         Ok(_) => panic!("connect succeeded"),
     }
-    // Longer than the largest backoff delay (200 ms).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Several times the largest backoff delay (200 ms).
+    pass(Duration::from_secs(1)).await;
     assert_eq!(server.attempts(), 1);
 }
 
-// ----- 7. dropping every Client handle disconnects ------------------------------
+// ----- 7. dropping every handle disconnects -------------------------------------
 
 /// Window of 1, the server never acks: one publish in flight, one waiting in the
-/// driver for room, one in the queue. Every `Client` is dropped (`Incoming` is
-/// kept): the server reads DISCONNECT (0x00) then EOF, the handles end with
-/// `Closed`, and `Incoming` ends.
-#[tokio::test]
-async fn dropping_every_client_disconnects_while_a_publish_waits() {
-    let (client, mut incoming, _server, mut conn) =
+/// driver for room, one in the queue. Every `Client` is dropped: `Incoming` keeps
+/// the connection up, and nothing happens. `Incoming` is dropped too: the server
+/// reads DISCONNECT (0x00) then EOF, the handles end with `Closed`, and the client
+/// closes.
+#[tokio::test(start_paused = true)]
+async fn dropping_every_handle_disconnects_while_a_publish_waits() {
+    let (client, incoming, _server, mut conn) =
         connected(options("dropped").with_inflight(1), 64 * 1024).await;
+    let mut events = client.events();
     let mut handles = Vec::new();
     for n in 0..3 {
         let publish = client.publish("t", QoS::AtLeastOnce, false, vec![n]);
@@ -625,6 +646,9 @@ async fn dropping_every_client_disconnects_while_a_publish_waits() {
     // One handle left: nothing happens.
     conn.assert_silent(QUIET).await;
     drop(other);
+    // `Incoming` left: nothing happens either.
+    conn.assert_silent(QUIET).await;
+    drop(incoming);
 
     let rest = conn.until_closed().await;
     assert_eq!(rest.len(), 1, "{rest:?}");
@@ -635,30 +659,39 @@ async fn dropping_every_client_disconnects_while_a_publish_waits() {
             Err(PublishError::Closed)
         );
     }
-    assert!(within(WAIT, "Incoming ends", incoming.recv())
-        .await
-        .is_none());
+    let (error, _) = wait_event(&mut events, WAIT, |e| match e {
+        ConnectionEvent::Closed(error) => Some(error.clone()),
+        _ => None,
+    })
+    .await;
+    assert_matches!(error, ConnectionError::LocalDisconnect);
 }
 
-/// The broker is down and every `Client` is dropped: the client stops retrying
-/// and `Incoming` ends.
-#[tokio::test]
-async fn dropping_every_client_while_the_broker_is_down_stops_the_client() {
+/// The broker is down and every `Client` is dropped: `Incoming` keeps the client
+/// retrying. Once `Incoming` is dropped too, the client closes and stops retrying.
+#[tokio::test(start_paused = true)]
+async fn dropping_every_handle_while_the_broker_is_down_stops_the_client() {
     let (connector, server) = Server::new(4096);
     server.fail_connects(true);
-    let (client, mut incoming) = Client::start(options("dropped-down"), connector).unwrap();
+    let (client, incoming) = Client::start(options("dropped-down"), connector).unwrap();
     let mut events = client.events();
     wait_event(&mut events, WAIT, |e| {
         matches!(e, ConnectionEvent::Reconnecting { .. }).then_some(())
     })
     .await;
     drop(client);
-    assert!(within(WAIT, "Incoming ends", incoming.recv())
-        .await
-        .is_none());
+    // `Incoming` left: the client goes on trying.
+    server.wait_attempts(server.attempts() + 1).await;
+    drop(incoming);
+    let (error, _) = wait_event(&mut events, WAIT, |e| match e {
+        ConnectionEvent::Closed(error) => Some(error.clone()),
+        _ => None,
+    })
+    .await;
+    assert_matches!(error, ConnectionError::LocalDisconnect);
     let attempts = server.attempts();
-    // Longer than the largest backoff delay (200 ms).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Several times the largest backoff delay (200 ms).
+    pass(Duration::from_secs(1)).await;
     assert_eq!(server.attempts(), attempts, "still retrying");
 }
 
@@ -669,7 +702,7 @@ async fn dropping_every_client_while_the_broker_is_down_stops_the_client() {
 /// the second ack and PUBREC 2, PUBACK 3, PUBREC 4 after the last. Then a token
 /// of a connection that was dropped is refused with `StaleConnection` on the next
 /// connection, and nothing is written there.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn acks_in_receipt_order_and_stale_tokens_refused() {
     let (client, mut incoming, mut server, mut conn) = connected(options("order"), 64 * 1024).await;
     let mut events = client.events();
@@ -745,7 +778,7 @@ async fn acks_in_receipt_order_and_stale_tokens_refused() {
 /// PUBLISH breaks it. The server reads DISCONNECT 0x93 then EOF, the application
 /// gets `Disconnected(ProtocolViolation { 0x93, ReceiveMaximumExceeded })`, and
 /// the client reconnects after the first backoff delay.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn receive_maximum_exceeded_disconnects_with_0x93_and_reconnects() {
     let (client, mut incoming, mut server, mut conn) =
         connected(options("rm").with_inflight(2), 64 * 1024).await;
@@ -786,7 +819,7 @@ async fn receive_maximum_exceeded_disconnects_with_0x93_and_reconnects() {
 /// with DISCONNECT and the matching reason code (0x81 Malformed Packet, 0x82
 /// Protocol Error, 0x95 Packet too large), the application learns why, and the
 /// client reconnects with backoff each time.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn garbage_disconnects_with_the_matching_reason_and_reconnects() {
     let mut opts = options("garbage");
     opts.maximum_packet_size = 1024;
@@ -843,7 +876,7 @@ async fn garbage_disconnects_with_the_matching_reason_and_reconnects() {
 /// In MQTT 3.1.1 a client's DISCONNECT means a normal end and carries no reason:
 /// garbage closes the connection without one, the application still learns
 /// why, and the client reconnects.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn garbage_in_3_1_1_closes_without_disconnect() {
     let opts = options("garbage-v311").with_version(ProtocolVersion::V311);
     let (client, _incoming, mut server, mut conn) = connected(opts, 64 * 1024).await;
@@ -871,14 +904,21 @@ async fn garbage_in_3_1_1_closes_without_disconnect() {
 /// deadlock with the client: while the client's write queue is behind (the server
 /// is not reading), the client still reads, so what the server sends meanwhile
 /// arrives and the server's own write never blocks on us.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_client_keeps_reading_while_its_writes_are_blocked() {
     let (client, mut incoming, _server, mut conn) = connected(options("behind"), 8 * 1024).await;
     // 20 × 8 KiB of QoS 0 while the server reads nothing: far more than the pipe
     // and the 64 KiB the driver queues before it stops taking commands.
+    let mut first = within(
+        WAIT,
+        "publish accepted",
+        client.publish("out", QoS::AtMostOnce, false, vec![0u8; 8 * 1024]),
+    )
+    .await
+    .unwrap();
     let publisher = client.clone();
     tokio::spawn(async move {
-        for _ in 0..20 {
+        for _ in 1..20 {
             if publisher
                 .publish("out", QoS::AtMostOnce, false, vec![0u8; 8 * 1024])
                 .await
@@ -888,7 +928,13 @@ async fn the_client_keeps_reading_while_its_writes_are_blocked() {
             }
         }
     });
-    tokio::time::sleep(QUIET).await;
+    // Until every task is blocked: the pipe is full, the driver's write queue past
+    // its limit, the rest in the request queue.
+    settle().await;
+    assert!(
+        tokio::time::timeout(QUIET, &mut first).await.is_err(),
+        "the client's writes are not blocked: the first publish was written"
+    );
     conn.send(publish(QoS::AtMostOnce, 0, "in", "hello")).await;
     let message = within(
         Duration::from_secs(1),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use driver_common::{ack, assert_matches, publish, within, Next, Server, QUIET, WAIT};
 use mqtt_client::session::{MemoryStore, Session, SessionChange, SessionStore, StoreError};
-use mqtt_client::{Client, ConnectionError, Options, PublishError, QoS};
+use mqtt_client::{Client, ConnectionError, ErrorKind, Options, PublishError, QoS};
 use mqtt_codec::packet::{ConnAck, Packet};
 
 fn durable(client_id: &str) -> Options {
@@ -197,6 +197,11 @@ async fn a_failing_store_stops_the_client_before_the_publish_leaves() {
         client.closed_reason(),
         Some(ConnectionError::SessionStore(e)) if matches!(*e, StoreError::Io { .. })
     );
+    let why = client.closed_reason().unwrap();
+    assert_eq!(why.kind(), ErrorKind::Storage);
+    // The chain reaches the I/O error: store error, then io::Error.
+    let store = std::error::Error::source(&why).unwrap();
+    assert!(std::error::Error::source(store).is_some());
     assert!(matches!(
         conn.next(QUIET).await,
         Next::Closed | Next::Nothing

@@ -13,7 +13,7 @@ mod client_common;
 
 use client_common::{assert_no_message, recv, QUIET};
 use mqtt_client::{
-    Client, Options, PublishError, QoS, RequestError, RetainHandling, SubscribeRequest,
+    Client, ErrorKind, Options, PublishError, QoS, RequestError, RetainHandling, SubscribeRequest,
     Subscription, Tcp, UnsubscribeRequest,
 };
 use mqtt_tests::broker::Mosquitto;
@@ -114,6 +114,7 @@ async fn invalid_filters_and_topics_are_refused_before_sending() {
     // The connection is untouched.
     client.subscribe("a/b", QoS::AtMostOnce).await.unwrap();
     let e = client.unsubscribe("bad\0filter").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Configuration);
     assert!(
         std::error::Error::source(&e).is_some(),
         "the codec's reason is the source"

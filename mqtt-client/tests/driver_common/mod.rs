@@ -16,6 +16,16 @@
 //!
 //! Every wait is bounded: helpers that wait panic after [`WAIT`], and
 //! [`within`] bounds the tests' own waits.
+//!
+//! The tests run on tokio's paused clock (`#[tokio::test(start_paused = true)]`),
+//! which the driver reads too: every duration here is virtual time. The clock
+//! moves only when every task is blocked, and then jumps to the next timer, so a
+//! bound such as [`WAIT`] that is reached means that nothing could happen any
+//! more: a hang fails at once and the same way on every run, and waits for
+//! something that must *not* happen ([`Conn::assert_silent`], [`pass`]) cost no
+//! real time. Nothing here synchronises by sleeping: the tests wait for a
+//! signal (a packet, an event, a handle, [`Server::wait_attempts`]), or for
+//! every task to be blocked ([`settle`]).
 
 #![allow(
     clippy::unwrap_used,
@@ -27,7 +37,7 @@
 
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,7 +48,7 @@ use mqtt_client::{
 use mqtt_codec::packet::{ConnAck, Connect, Decoder, Packet, PubAck, Publish};
 use mqtt_codec::string::MqttString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 
 /// `assert!(matches!(..))` that prints the value when it does not match.
@@ -56,11 +66,36 @@ macro_rules! assert_matches {
 }
 pub(crate) use assert_matches;
 
-/// The longest any single step may take before a test fails.
+/// The longest any single step may take before a test fails (virtual time).
 pub(crate) const WAIT: Duration = Duration::from_secs(2);
 
-/// How long a test watches for something that must not happen.
+/// How long a test watches for something that must not happen (virtual time).
 pub(crate) const QUIET: Duration = Duration::from_millis(150);
+
+/// Fails the test unless tokio's clock is paused: the waits of [`settle`] and
+/// [`pass`] mean what they say only in virtual time.
+async fn assert_paused() {
+    // `advance` panics ("time is not frozen") when the clock runs; by zero it
+    // changes nothing (and yields once).
+    tokio::time::advance(Duration::ZERO).await;
+}
+
+/// Lets every task run until all of them are blocked (the driver has taken what
+/// it can take, written what the pipes hold, read what they bring): under the
+/// paused clock, a 1 ms timer fires only once nothing else can run. For the
+/// rare step that has no signal to wait for. Virtual time moves by 1 ms (a
+/// timer of the driver's due within it fires on the way).
+pub(crate) async fn settle() {
+    pass(Duration::from_millis(1)).await;
+}
+
+/// Lets `span` of virtual time pass, every task running meanwhile: for checks
+/// that something does *not* happen within `span` (instant under the paused
+/// clock: the clock jumps from one timer to the next once all tasks are blocked).
+pub(crate) async fn pass(span: Duration) {
+    assert_paused().await;
+    tokio::time::sleep(span).await;
+}
 
 /// Runs `future`, failing the test if it takes longer than `limit`.
 pub(crate) async fn within<F: Future>(limit: Duration, what: &str, future: F) -> F::Output {
@@ -117,11 +152,12 @@ pub(crate) async fn wait_event<T>(
 }
 
 /// What [`Scripted`] and [`Server`] share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Switches {
     failing: AtomicBool,
     hanging: AtomicBool,
-    attempts: AtomicUsize,
+    /// How many times `connect()` was called; [`Server::wait_attempts`] waits on it.
+    attempts: watch::Sender<usize>,
 }
 
 /// The client's side of the scripted server: a [`Connector`] over in-memory pipes.
@@ -136,7 +172,7 @@ impl Connector for Scripted {
     type Stream = DuplexStream;
 
     async fn connect(&self) -> io::Result<DuplexStream> {
-        self.switches.attempts.fetch_add(1, Ordering::SeqCst);
+        self.switches.attempts.send_modify(|n| *n += 1);
         if self.switches.hanging.load(Ordering::SeqCst) {
             // A server that drops the SYN: only the driver's connect timeout ends it.
             std::future::pending::<()>().await;
@@ -167,7 +203,11 @@ impl Server {
     /// connector that reaches it.
     pub(crate) fn new(capacity: usize) -> (Scripted, Server) {
         let (streams, rx) = mpsc::unbounded_channel();
-        let switches = Arc::new(Switches::default());
+        let switches = Arc::new(Switches {
+            failing: AtomicBool::new(false),
+            hanging: AtomicBool::new(false),
+            attempts: watch::Sender::new(0),
+        });
         let connector = Scripted {
             capacity,
             streams,
@@ -192,19 +232,20 @@ impl Server {
         self.switches.hanging.store(hanging, Ordering::SeqCst);
     }
 
-    /// Waits (within [`WAIT`]) until the client has called `connect()` `n` times.
+    /// Waits (within [`WAIT`]) until the client has called `connect()` `n` times:
+    /// woken by the connector at each call.
     pub(crate) async fn wait_attempts(&self, n: usize) {
-        within(WAIT, "connection attempts", async {
-            while self.attempts() < n {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await;
+        let mut attempts = self.switches.attempts.subscribe();
+        let reached = within(WAIT, "connection attempts", attempts.wait_for(|&a| a >= n))
+            .await
+            .is_ok();
+        // The sender lives in `self.switches`: the wait cannot fail.
+        assert!(reached, "the attempt counter is gone");
     }
 
     /// How many times the client called `connect()`, failed calls included.
     pub(crate) fn attempts(&self) -> usize {
-        self.switches.attempts.load(Ordering::SeqCst)
+        *self.switches.attempts.borrow()
     }
 
     /// The next connection the client opens, within [`WAIT`].
