@@ -111,7 +111,9 @@ fn ours_options(cfg: &RunConfig, role: &str) -> mqtt_client::Options {
     mqtt_client::Options::new(format!("{}-{role}", cfg.client_id))
         .with_version(mqtt_client::ProtocolVersion::V311)
         .with_keep_alive(60)
-        .with_inflight(cfg.window)
+        .with_receive_maximum(cfg.window)
+        .with_max_inflight(cfg.window)
+        .with_request_queue(usize::from(cfg.window))
         // rumqttc acknowledges by itself: the same here.
         .with_auto_ack(true)
 }

@@ -10,7 +10,7 @@
 //! anything is measured), the same acks in, the same acks out.
 //!
 //! One iteration is a batch of [`N`] = 100 messages of [`PAYLOAD_LEN`] = 100 bytes
-//! on topic [`TOPIC`], with a window of 100 (our `with_inflight(100)`, rumqttc's
+//! on topic [`TOPIC`], with a window of 100 (our `with_receive_maximum(100).with_max_inflight(100)`, rumqttc's
 //! `MqttState::new(100, _)`); throughput is `Elements(100)`, so criterion reports
 //! messages per second. The cases (criterion groups):
 //!
@@ -152,7 +152,9 @@ impl AckRing {
 fn connected_engine(version: ProtocolVersion, auto_ack: bool) -> Engine<u32> {
     let opts = Options::new("bench-engine")
         .with_version(version)
-        .with_inflight(N as u16)
+        .with_receive_maximum(N as u16)
+        .with_max_inflight(N as u16)
+        .with_request_queue(usize::from(N as u16))
         .with_auto_ack(auto_ack);
     let now = Instant::now();
     let mut engine = Engine::new(opts);

@@ -71,7 +71,9 @@ impl Bench {
     fn new(kind: Kind, path: &Path) -> Self {
         let opts = Options::new("store-bench")
             .with_clean_start(false)
-            .with_inflight(100);
+            .with_receive_maximum(100)
+            .with_max_inflight(100)
+            .with_request_queue(100);
         let (engine, store): (Engine<()>, Option<Box<dyn SessionStore>>) = match kind {
             Kind::None => (Engine::new(opts), None),
             Kind::Memory => (

@@ -59,17 +59,19 @@ fuzz_target!(|data: &[u8]| {
     } else {
         ProtocolVersion::V311
     };
-    let mut options = Options::new("fuzz")
+    let window = 1 + u16::from(flags >> 4);
+    let options = Options::new("fuzz")
         .with_version(version)
-        .with_inflight(1 + u16::from(flags >> 4));
-    options.strict_receive_maximum = flags & 2 == 0;
-    options.auto_ack = flags & 4 != 0;
-    options.topic_alias_maximum = u16::from(flags & 8);
-    options.reconnect = Backoff {
-        jitter: false,
-        max_attempts: Some(50),
-        ..Backoff::default()
-    };
+        .with_receive_maximum(window)
+        .with_max_inflight(window)
+        .with_strict_receive_maximum(flags & 2 == 0)
+        .with_auto_ack(flags & 4 != 0)
+        .with_topic_alias_maximum(u16::from(flags & 8))
+        .with_reconnect(Backoff {
+            jitter: false,
+            max_attempts: Some(50),
+            ..Backoff::default()
+        });
     let mut engine: Engine<u32> = Engine::new(options);
     let mut server = Decoder::new(version);
     let mut now = Instant::now();

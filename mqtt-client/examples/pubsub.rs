@@ -28,7 +28,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let options = Options::new("pubsub-example-sub")
         .with_version(version)
-        .with_inflight(16);
+        .with_receive_maximum(16)
+        .with_max_inflight(16)
+        .with_request_queue(16);
     let (subscriber, mut incoming) = Client::connect(options, Tcp::new(&address)).await?;
     let mut events = subscriber.events();
     tokio::spawn(async move {

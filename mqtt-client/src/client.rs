@@ -60,7 +60,7 @@ pub enum ConnectionEvent {
         /// The message's packet identifier.
         packet_id: PacketId,
     },
-    /// The application fell behind by more than [`Options::qos0_backlog`] QoS 0
+    /// The application fell behind by more than [`Options::with_qos0_backlog`] QoS 0
     /// messages, and the client began dropping them ([`crate::Qos0Overflow::Drop`]);
     /// reported once per episode. `total` counts every QoS 0 message dropped since
     /// the client started ([`Client::dropped_qos0`]).
@@ -170,7 +170,7 @@ impl Client {
                     ..
                 },
             )) => id.clone(),
-            _ => options.client_id.clone(),
+            _ => options.client_id().to_owned(),
         };
         let (events, _) = broadcast::channel(64);
         let auto_ack = options.auto_ack;
@@ -250,7 +250,7 @@ impl Client {
     /// Returns once the message is accepted for sending: it is in the client's
     /// bounded queue of requests, which the connection sends in order. When that
     /// queue is full (the window of unacknowledged messages — the minimum of the
-    /// server's Receive Maximum and [`Options::max_inflight`] — is full and as many
+    /// server's Receive Maximum and [`Options::with_max_inflight`] — is full and as many
     /// requests wait behind it, or the client is reconnecting), this waits: it never
     /// errors for lack of room and never queues without bound.
     ///
@@ -422,7 +422,7 @@ impl Client {
     }
 
     /// QoS 0 messages dropped since the start because the application was more
-    /// than [`Options::qos0_backlog`] messages behind (see [`crate::Qos0Overflow`]).
+    /// than [`Options::with_qos0_backlog`] messages behind (see [`crate::Qos0Overflow`]).
     pub fn dropped_qos0(&self) -> u64 {
         self.shared.dropped_qos0.load(Ordering::Relaxed)
     }
@@ -533,7 +533,7 @@ impl Future for PublishHandle {
 /// connection while the application is behind, so acknowledgements behind a burst
 /// of messages are read: `subscribe(..).await` then a loop over `recv()` works even
 /// with a retained backlog far larger than this channel. QoS 0 messages beyond
-/// [`Options::qos0_backlog`] are dropped and counted ([`Client::dropped_qos0`],
+/// [`Options::with_qos0_backlog`] are dropped and counted ([`Client::dropped_qos0`],
 /// [`ConnectionEvent::Qos0Dropped`]), or, with [`crate::Qos0Overflow::PauseReading`],
 /// stop the reading (and then acks behind them wait too). Keep-alive goes on
 /// meanwhile.
@@ -551,7 +551,7 @@ pub struct Incoming {
 impl Incoming {
     /// The next message; `None` once the client is closed and all were taken.
     ///
-    /// With [`Options::auto_ack`], a QoS 1/2 message is acknowledged here, as the
+    /// With [`Options::with_auto_ack`], a QoS 1/2 message is acknowledged here, as the
     /// application takes it: credit is granted only as fast as it pulls. (An
     /// application that must not lose a message it took but did not process acks
     /// itself.)
@@ -587,7 +587,7 @@ impl futures_core::Stream for Incoming {
 
 /// A message from the server.
 ///
-/// A QoS 1/2 message carries its [`AckToken`] (unless [`Options::auto_ack`] is on):
+/// A QoS 1/2 message carries its [`AckToken`] (unless [`Options::with_auto_ack`] is on):
 /// dropping the message drops the token unacknowledged (see [`AckToken`]).
 #[derive(Debug)]
 #[must_use = "a QoS 1/2 message must be acknowledged (ack), or its ack and every later one wait"]

@@ -26,14 +26,14 @@
 //!
 //! What it guarantees:
 //! - **Nothing queues without bound.** `publish` waits while the window — the
-//!   minimum of the server's Receive Maximum and [`Options::max_inflight`] — and
+//!   minimum of the server's Receive Maximum and [`Options::with_max_inflight`] — and
 //!   the request queue behind it are full. Incoming QoS 1/2 messages stop at the
 //!   Receive Maximum we advertise while the application does not ack them; QoS 0
-//!   messages beyond [`Options::qos0_backlog`] are dropped and counted (or stop the
+//!   messages beyond [`Options::with_qos0_backlog`] are dropped and counted (or stop the
 //!   reading: [`Qos0Overflow`]). Reading goes on meanwhile, so acks behind a burst
 //!   of messages are read, and so does keep-alive.
 //! - **Acks are the application's.** Every QoS 1/2 message carries an [`AckToken`]
-//!   (or is acked on arrival with [`Options::auto_ack`]). Acks travel on their own
+//!   (or is acked on arrival with [`Options::with_auto_ack`]). Acks travel on their own
 //!   channel, are written in the order the messages arrived [MQTT-4.6.0-2/3]
 //!   whatever order the application acks in, and a token from an earlier
 //!   connection is never sent on a later one.
@@ -72,7 +72,8 @@
 //! let options = Options::new("line-1-ingest")
 //!     .with_clean_start(false)
 //!     .with_session_expiry(3600) // the broker keeps the session for an hour
-//!     .with_inflight(64);
+//!     .with_receive_maximum(64) // at most 64 unacked messages in ...
+//!     .with_max_inflight(64); // ... and out
 //! // The client's half of the session survives a crash of this process.
 //! let store = FileStore::open("line-1-ingest.session", FsyncPolicy::Always)?;
 //! let (client, mut incoming) = Client::builder(options)

@@ -4,59 +4,59 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mqtt_codec::packet::LastWill;
-use mqtt_codec::property::{Secret, UserProperty};
+use mqtt_codec::property::Secret;
 use mqtt_codec::ProtocolVersion;
 
 /// Everything a client needs to know before it connects.
 ///
-/// Build one with [`Options::new`] and the `with_*` methods; every field is public
-/// for those who prefer struct syntax. The defaults are those of an experienced
+/// Build one with [`Options::new`] and the `with_*` methods (the fields are
+/// private, so that options can be added without breaking anyone). The defaults are those of an experienced
 /// MQTT user: MQTT 5, keep-alive 60 s, clean start, a session that ends with the
 /// connection, 100 messages in flight each way, reconnect with backoff forever.
 #[derive(Clone)]
 pub struct Options {
     /// Protocol version; MQTT 5 by default.
-    pub version: ProtocolVersion,
+    pub(crate) version: ProtocolVersion,
     /// Client identifier. Empty asks an MQTT 5 server to assign one (the Assigned
     /// Client Identifier is then adopted for every later connection); in 3.1.1 an
     /// empty identifier requires `clean_start`.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// Clean Start (Clean Session in 3.1.1) of the first connection. In MQTT 5,
     /// reconnections never ask for a clean start: they resume the session if the
     /// server kept it (its life is the Session Expiry Interval). In 3.1.1 every
     /// connection sends this flag as configured, since Clean Session 0 there makes
     /// the session outlive the connection, which only the application may ask for.
-    pub clean_start: bool,
+    pub(crate) clean_start: bool,
     /// Session Expiry Interval in seconds (MQTT 5); `None` leaves it out (0: the
     /// session ends with the connection). In 3.1.1 a session is kept when
     /// `clean_start` is false.
-    pub session_expiry_interval: Option<u32>,
+    pub(crate) session_expiry_interval: Option<u32>,
     /// Keep Alive, in seconds; 0 turns keep-alive off. The server's Keep Alive
     /// (MQTT 5 CONNACK) overrides it.
-    pub keep_alive: u16,
+    pub(crate) keep_alive: u16,
     /// How long after a PINGREQ a PINGRESP must arrive before the connection is
     /// declared dead. A dead connection is found at most `keep_alive + ping_timeout`
     /// after the last packet was sent, plus any time the client stopped reading
     /// because the application was not taking messages (the answer may be unread,
     /// not missing). A connection that keeps sending (QoS 0 only) never pings: its
     /// loss is found by TCP, or once the QoS 1/2 window fills.
-    pub ping_timeout: Duration,
+    pub(crate) ping_timeout: Duration,
     /// How long the client waits for CONNACK after the transport is open.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// User Name.
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// Password; never printed by `Debug`.
-    pub password: Option<Secret>,
+    pub(crate) password: Option<Secret>,
     /// Will message, with MQTT 5 will properties (will delay interval included).
-    pub will: Option<LastWill>,
+    pub(crate) will: Option<LastWill>,
     /// The most QoS 1/2 messages we take in at once: advertised to an MQTT 5 server
     /// as Receive Maximum and enforced (a server that exceeds it is disconnected
     /// with 0x93). It also bounds our outgoing window, together with the server's
     /// Receive Maximum.
-    pub receive_maximum: u16,
+    pub(crate) receive_maximum: u16,
     /// The most QoS 1/2 PUBLISHes we keep unacknowledged towards the server; the
     /// effective window is the minimum of this and the server's Receive Maximum.
-    pub max_inflight: u16,
+    pub(crate) max_inflight: u16,
     /// Disconnect (0x93) a server that sends more unacknowledged QoS 1/2 messages
     /// than our Receive Maximum [MQTT-3.3.4-9]: true by default. When false the
     /// excess is taken and counted ([`crate::engine::Engine::receive_maximum_overruns`]):
@@ -64,43 +64,43 @@ pub struct Options {
     /// for the client, and on every resumed session after that, so a strict client
     /// cannot drain that backlog. Memory stays bounded either way: the client stops
     /// reading the socket while the application does not take messages.
-    pub strict_receive_maximum: bool,
+    pub(crate) strict_receive_maximum: bool,
     /// Maximum Packet Size we accept, advertised (MQTT 5) and enforced on every
     /// incoming packet (DISCONNECT 0x95).
-    pub maximum_packet_size: u32,
+    pub(crate) maximum_packet_size: u32,
     /// Topic Alias Maximum we accept from the server (MQTT 5); 0 refuses aliases.
-    pub topic_alias_maximum: u16,
+    pub(crate) topic_alias_maximum: u16,
     /// Request Response Information (MQTT 5).
-    pub request_response_information: bool,
+    pub(crate) request_response_information: bool,
     /// Request Problem Information (MQTT 5); `None` leaves the server default (true).
-    pub request_problem_information: Option<bool>,
+    pub(crate) request_problem_information: Option<bool>,
     /// User Properties of CONNECT (MQTT 5).
-    pub user_properties: Vec<UserProperty>,
+    pub(crate) user_properties: Vec<(String, String)>,
     /// Requests (publish, subscribe, unsubscribe) accepted by [`crate::Client`]
     /// handles but not yet taken by the connection: beyond the window, callers
     /// wait. Bounds the memory of a client whose server is slow or away.
-    pub request_queue: usize,
+    pub(crate) request_queue: usize,
     /// Reconnection schedule.
-    pub reconnect: Backoff,
+    pub(crate) reconnect: Backoff,
     /// Resubscribe to every active subscription when a reconnection finds no session.
-    pub restore_subscriptions: bool,
+    pub(crate) restore_subscriptions: bool,
     /// What to do with outgoing messages still unfinished when a reconnection
     /// finds no session.
-    pub session_lost: SessionLostPolicy,
+    pub(crate) session_lost: SessionLostPolicy,
     /// Acknowledge every incoming QoS 1/2 message automatically (simple uses).
     /// The [`crate::Client`] acks a message when the application asks
     /// [`crate::Incoming`] for the next one (see [`crate::Incoming::recv`]), so
     /// credit is still granted only as fast as it pulls; the engine alone acks on
     /// arrival. Off by default: the application acks.
-    pub auto_ack: bool,
+    pub(crate) auto_ack: bool,
     /// QoS 0 messages read and kept for an application that is behind, beyond
     /// what [`crate::Incoming`] holds; what happens past it is `qos0_overflow`.
-    pub qos0_backlog: usize,
+    pub(crate) qos0_backlog: usize,
     /// What happens to QoS 0 messages past `qos0_backlog`.
-    pub qos0_overflow: Qos0Overflow,
+    pub(crate) qos0_overflow: Qos0Overflow,
     /// Seed of the jitter of the reconnection delays. The tokio driver replaces it
     /// with a random seed; the engine itself never draws randomness.
-    pub jitter_seed: u64,
+    pub(crate) jitter_seed: u64,
 }
 
 impl std::fmt::Debug for Options {
@@ -164,25 +164,62 @@ impl Options {
         }
     }
 
-    /// Selects the protocol version.
+    /// The protocol version.
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// The client identifier (empty: the server assigns one).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Clean Start of the first connection.
+    pub fn clean_start(&self) -> bool {
+        self.clean_start
+    }
+
+    /// Our Receive Maximum.
+    pub fn receive_maximum(&self) -> u16 {
+        self.receive_maximum
+    }
+
+    /// Our outgoing window.
+    pub fn max_inflight(&self) -> u16 {
+        self.max_inflight
+    }
+
+    /// QoS 0 messages kept for an application that is behind.
+    pub fn qos0_backlog(&self) -> usize {
+        self.qos0_backlog
+    }
+
+    /// Protocol version; MQTT 5 by default.
     pub fn with_version(mut self, version: ProtocolVersion) -> Self {
         self.version = version;
         self
     }
 
-    /// Sets Clean Start of the first connection.
+    /// Clean Start (Clean Session in 3.1.1) of the first connection. In MQTT 5,
+    /// reconnections never ask for a clean start: they resume the session if the
+    /// server kept it (its life is the Session Expiry Interval). In 3.1.1 every
+    /// connection sends this flag as configured, since Clean Session 0 there makes
+    /// the session outlive the connection, which only the application may ask for.
     pub fn with_clean_start(mut self, clean_start: bool) -> Self {
         self.clean_start = clean_start;
         self
     }
 
-    /// Sets the Session Expiry Interval (MQTT 5), in seconds.
+    /// Session Expiry Interval in seconds (MQTT 5); `None` leaves it out (0: the
+    /// session ends with the connection). In 3.1.1 a session is kept when
+    /// `clean_start` is false.
     pub fn with_session_expiry(mut self, seconds: u32) -> Self {
         self.session_expiry_interval = Some(seconds);
         self
     }
 
-    /// Sets Keep Alive, in seconds (0: off).
+    /// Keep Alive, in seconds; 0 turns keep-alive off. The server's Keep Alive
+    /// (MQTT 5 CONNACK) overrides it.
     pub fn with_keep_alive(mut self, seconds: u16) -> Self {
         self.keep_alive = seconds;
         self
@@ -199,42 +236,162 @@ impl Options {
         self
     }
 
-    /// Sets the will message.
+    /// Will message, with MQTT 5 will properties (will delay interval included).
     pub fn with_will(mut self, will: LastWill) -> Self {
         self.will = Some(will);
         self
     }
 
-    /// Sets our Receive Maximum, our outgoing window and the request queue to `n`
-    /// (at least 1).
-    pub fn with_inflight(mut self, n: u16) -> Self {
-        self.receive_maximum = n.max(1);
-        self.max_inflight = n.max(1);
-        self.request_queue = usize::from(n.max(1));
-        self
-    }
-
-    /// Sets the reconnection schedule.
+    /// Reconnection schedule.
     pub fn with_reconnect(mut self, backoff: Backoff) -> Self {
         self.reconnect = backoff;
         self
     }
 
-    /// Turns automatic acknowledgement on or off.
+    /// Acknowledge every incoming QoS 1/2 message automatically (simple uses).
+    /// The [`crate::Client`] acks a message when the application asks
+    /// [`crate::Incoming`] for the next one (see [`crate::Incoming::recv`]), so
+    /// credit is still granted only as fast as it pulls; the engine alone acks on
+    /// arrival. Off by default: the application acks.
     pub fn with_auto_ack(mut self, on: bool) -> Self {
         self.auto_ack = on;
         self
     }
 
-    /// Sets the policy for unfinished outgoing messages when a session is lost.
+    /// What to do with outgoing messages still unfinished when a reconnection
+    /// finds no session.
     pub fn with_session_lost_policy(mut self, policy: SessionLostPolicy) -> Self {
         self.session_lost = policy;
+        self
+    }
+
+    /// Client identifier. Empty asks an MQTT 5 server to assign one (the Assigned
+    /// Client Identifier is then adopted for every later connection); in 3.1.1 an
+    /// empty identifier requires `clean_start`.
+    pub fn with_client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = id.into();
+        self
+    }
+
+    /// How long after a PINGREQ a PINGRESP must arrive before the connection is
+    /// declared dead. A dead connection is found at most `keep_alive + ping_timeout`
+    /// after the last packet was sent, plus any time the client stopped reading
+    /// because the application was not taking messages (the answer may be unread,
+    /// not missing). A connection that keeps sending (QoS 0 only) never pings: its
+    /// loss is found by TCP, or once the QoS 1/2 window fills.
+    pub fn with_ping_timeout(mut self, timeout: Duration) -> Self {
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// How long the client waits for CONNACK after the transport is open.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// User Name.
+    pub fn with_username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// The most QoS 1/2 messages we take in at once: advertised to an MQTT 5 server
+    /// as Receive Maximum and enforced (a server that exceeds it is disconnected
+    /// with 0x93). It also bounds our outgoing window, together with the server's
+    /// Receive Maximum.
+    pub fn with_receive_maximum(mut self, n: u16) -> Self {
+        self.receive_maximum = n.max(1);
+        self
+    }
+
+    /// The most QoS 1/2 PUBLISHes we keep unacknowledged towards the server; the
+    /// effective window is the minimum of this and the server's Receive Maximum.
+    pub fn with_max_inflight(mut self, n: u16) -> Self {
+        self.max_inflight = n.max(1);
+        self
+    }
+
+    /// Disconnect (0x93) a server that sends more unacknowledged QoS 1/2 messages
+    /// than our Receive Maximum [MQTT-3.3.4-9]: true by default. When false the
+    /// excess is taken and counted ([`crate::engine::Engine::receive_maximum_overruns`]):
+    /// mosquitto up to 2.0.12 overruns the Receive Maximum when it holds a backlog
+    /// for the client, and on every resumed session after that, so a strict client
+    /// cannot drain that backlog. Memory stays bounded either way: the client stops
+    /// reading the socket while the application does not take messages.
+    pub fn with_strict_receive_maximum(mut self, on: bool) -> Self {
+        self.strict_receive_maximum = on;
+        self
+    }
+
+    /// Maximum Packet Size we accept, advertised (MQTT 5) and enforced on every
+    /// incoming packet (DISCONNECT 0x95).
+    pub fn with_maximum_packet_size(mut self, bytes: u32) -> Self {
+        self.maximum_packet_size = bytes;
+        self
+    }
+
+    /// Topic Alias Maximum we accept from the server (MQTT 5); 0 refuses aliases.
+    pub fn with_topic_alias_maximum(mut self, n: u16) -> Self {
+        self.topic_alias_maximum = n;
+        self
+    }
+
+    /// Request Response Information (MQTT 5).
+    pub fn with_request_response_information(mut self, on: bool) -> Self {
+        self.request_response_information = on;
+        self
+    }
+
+    /// Request Problem Information (MQTT 5); `None` leaves the server default (true).
+    pub fn with_request_problem_information(mut self, on: bool) -> Self {
+        self.request_problem_information = Some(on);
+        self
+    }
+
+    /// Requests (publish, subscribe, unsubscribe) accepted by [`crate::Client`]
+    /// handles but not yet taken by the connection: beyond the window, callers
+    /// wait. Bounds the memory of a client whose server is slow or away.
+    pub fn with_request_queue(mut self, n: usize) -> Self {
+        self.request_queue = n.max(1);
+        self
+    }
+
+    /// Resubscribe to every active subscription when a reconnection finds no session.
+    pub fn with_restore_subscriptions(mut self, on: bool) -> Self {
+        self.restore_subscriptions = on;
+        self
+    }
+
+    /// QoS 0 messages read and kept for an application that is behind, beyond
+    /// what [`crate::Incoming`] holds; what happens past it is `qos0_overflow`.
+    pub fn with_qos0_backlog(mut self, n: usize) -> Self {
+        self.qos0_backlog = n.max(1);
+        self
+    }
+
+    /// What happens to QoS 0 messages past `qos0_backlog`.
+    pub fn with_qos0_overflow(mut self, overflow: Qos0Overflow) -> Self {
+        self.qos0_overflow = overflow;
+        self
+    }
+
+    /// Seed of the jitter of the reconnection delays. The tokio driver replaces it
+    /// with a random seed; the engine itself never draws randomness.
+    pub fn with_jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter_seed = seed;
+        self
+    }
+
+    /// Adds a User Property to CONNECT (MQTT 5). Checked at start (no U+0000).
+    pub fn with_user_property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.user_properties.push((name.into(), value.into()));
         self
     }
 }
 
 /// What the client does with QoS 0 messages when the application is more than
-/// [`Options::qos0_backlog`] messages behind.
+/// [`Options::with_qos0_backlog`] messages behind.
 ///
 /// The client keeps reading the connection while the application is behind, so
 /// that an acknowledgement (PUBACK, SUBACK, ...) behind a burst of messages is

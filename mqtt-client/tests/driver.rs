@@ -74,7 +74,7 @@ async fn next_disconnected(
 #[tokio::test(start_paused = true)]
 async fn dead_connection_found_although_the_final_flush_cannot_complete() {
     let mut opts = options("flush-keepalive").with_keep_alive(1);
-    opts.ping_timeout = Duration::from_secs(1);
+    opts = opts.with_ping_timeout(Duration::from_secs(1));
     let (client, _incoming, _server, mut conn) = connected(opts, 1024).await;
     let mut events = client.events();
 
@@ -126,7 +126,7 @@ async fn dead_connection_found_although_the_final_flush_cannot_complete() {
 #[tokio::test(start_paused = true)]
 async fn disconnect_returns_after_the_flush_limit_when_the_server_stopped_reading() {
     let mut opts = options("flush-disconnect");
-    opts.ping_timeout = Duration::from_secs(1);
+    opts = opts.with_ping_timeout(Duration::from_secs(1));
     let (client, _incoming, _server, mut conn) = connected(opts, 1024).await;
 
     let mut handles = Vec::new();
@@ -172,8 +172,14 @@ async fn disconnect_returns_after_the_flush_limit_when_the_server_stopped_readin
 async fn disconnect_while_the_broker_is_down_and_publishes_wait() {
     let (connector, server) = Server::new(4096);
     server.fail_connects(true);
-    let (client, mut incoming) =
-        Client::start(options("down").with_inflight(1), connector).expect("valid options");
+    let (client, mut incoming) = Client::start(
+        options("down")
+            .with_receive_maximum(1)
+            .with_max_inflight(1)
+            .with_request_queue(1),
+        connector,
+    )
+    .expect("valid options");
     let mut events = client.events();
     // The first attempt failed; the client retries.
     let (attempt, _) = wait_event(&mut events, WAIT, |e| match e {
@@ -248,8 +254,14 @@ async fn disconnect_during_a_hanging_connect_attempt() {
 /// ends with `Closed`.
 #[tokio::test(start_paused = true)]
 async fn disconnect_with_a_full_window() {
-    let (client, _incoming, _server, mut conn) =
-        connected(options("full-window").with_inflight(1), 64 * 1024).await;
+    let (client, _incoming, _server, mut conn) = connected(
+        options("full-window")
+            .with_receive_maximum(1)
+            .with_max_inflight(1)
+            .with_request_queue(1),
+        64 * 1024,
+    )
+    .await;
 
     let mut handles = Vec::new();
     for n in 0..3 {
@@ -438,9 +450,9 @@ async fn non_success_ack_refused_in_3_1_1() {
 #[tokio::test(start_paused = true)]
 async fn connack_read_while_the_application_is_behind() {
     let mut opts = options("behind").with_keep_alive(1);
-    opts.connect_timeout = Duration::from_secs(1);
+    opts = opts.with_connect_timeout(Duration::from_secs(1));
     // With the default (`Drop`) the client never stops reading.
-    opts.qos0_overflow = Qos0Overflow::PauseReading;
+    opts = opts.with_qos0_overflow(Qos0Overflow::PauseReading);
     let (client, mut incoming, mut server, mut conn) = connected(opts, 8 * 1024).await;
     let mut events = client.events();
 
@@ -626,8 +638,14 @@ async fn connect_reports_the_first_failure_and_stops() {
 /// closes.
 #[tokio::test(start_paused = true)]
 async fn dropping_every_handle_disconnects_while_a_publish_waits() {
-    let (client, incoming, _server, mut conn) =
-        connected(options("dropped").with_inflight(1), 64 * 1024).await;
+    let (client, incoming, _server, mut conn) = connected(
+        options("dropped")
+            .with_receive_maximum(1)
+            .with_max_inflight(1)
+            .with_request_queue(1),
+        64 * 1024,
+    )
+    .await;
     let mut events = client.events();
     let mut handles = Vec::new();
     for n in 0..3 {
@@ -780,8 +798,14 @@ async fn acks_in_receipt_order_and_stale_tokens_refused() {
 /// the client reconnects after the first backoff delay.
 #[tokio::test(start_paused = true)]
 async fn receive_maximum_exceeded_disconnects_with_0x93_and_reconnects() {
-    let (client, mut incoming, mut server, mut conn) =
-        connected(options("rm").with_inflight(2), 64 * 1024).await;
+    let (client, mut incoming, mut server, mut conn) = connected(
+        options("rm")
+            .with_receive_maximum(2)
+            .with_max_inflight(2)
+            .with_request_queue(2),
+        64 * 1024,
+    )
+    .await;
     let mut events = client.events();
     for id in 1..=3 {
         conn.send(publish(QoS::AtLeastOnce, id, "t", vec![])).await;
@@ -822,7 +846,7 @@ async fn receive_maximum_exceeded_disconnects_with_0x93_and_reconnects() {
 #[tokio::test(start_paused = true)]
 async fn garbage_disconnects_with_the_matching_reason_and_reconnects() {
     let mut opts = options("garbage");
-    opts.maximum_packet_size = 1024;
+    opts = opts.with_maximum_packet_size(1024);
     let (client, _incoming, mut server, mut conn) = connected(opts, 64 * 1024).await;
     let mut events = client.events();
     let oversized = Packet::Publish(publish(QoS::AtMostOnce, 0, "t", vec![0u8; 2000]))

@@ -40,12 +40,12 @@ fn v5_connect_carries_every_configured_field() {
         .with_session_expiry(3600)
         .with_credentials("alice", Bytes::from_static(b"s3cret"))
         .with_will(will());
-    opts.receive_maximum = 20;
-    opts.maximum_packet_size = 4096;
-    opts.topic_alias_maximum = 8;
-    opts.request_response_information = true;
-    opts.request_problem_information = Some(false);
-    opts.user_properties = vec![UserProperty::new("site", "lab").unwrap()];
+    opts = opts.with_receive_maximum(20);
+    opts = opts.with_maximum_packet_size(4096);
+    opts = opts.with_topic_alias_maximum(8);
+    opts = opts.with_request_response_information(true);
+    opts = opts.with_request_problem_information(false);
+    opts = opts.with_user_property("site", "lab");
     let mut h = Harness::new(opts);
 
     let connect = h.open();
@@ -77,7 +77,7 @@ fn v5_connect_carries_every_configured_field() {
 #[test]
 fn v5_connect_leaves_protocol_defaults_out() {
     let mut opts = options(ProtocolVersion::V5);
-    opts.receive_maximum = u16::MAX;
+    opts = opts.with_receive_maximum(u16::MAX);
     let mut h = Harness::new(opts);
 
     let connect = h.open();
@@ -114,8 +114,8 @@ fn v311_connect_carries_its_fields_and_no_properties() {
             properties: WillProperties::EMPTY,
             ..will()
         });
-    opts.receive_maximum = 5;
-    opts.topic_alias_maximum = 3;
+    opts = opts.with_receive_maximum(5);
+    opts = opts.with_topic_alias_maximum(3);
     let mut h = Harness::new(opts);
 
     let connect = h.open();
@@ -230,7 +230,7 @@ fn v311_reconnections_keep_the_configured_clean_session() {
 #[test]
 fn an_assigned_client_identifier_is_used_by_the_next_connect() {
     let mut opts = options(ProtocolVersion::V5);
-    opts.client_id = String::new();
+    opts = opts.with_client_id("");
     let mut h = Harness::new(opts);
     assert_eq!(h.open().client_id, topic(""));
     h.connack(
@@ -448,7 +448,7 @@ fn refuses_auth_since_no_authentication_method_was_sent() {
 #[test]
 fn connect_timeout_ends_the_attempt_exactly_on_time() {
     let mut opts = options(ProtocolVersion::V5);
-    opts.connect_timeout = SEC * 5;
+    opts = opts.with_connect_timeout(SEC * 5);
     let mut h = Harness::new(opts);
     h.open();
 
@@ -467,7 +467,7 @@ fn connect_timeout_ends_the_attempt_exactly_on_time() {
 #[test]
 fn connack_stops_the_connect_timeout() {
     let mut opts = options(ProtocolVersion::V5).with_keep_alive(0);
-    opts.connect_timeout = SEC * 5;
+    opts = opts.with_connect_timeout(SEC * 5);
     let mut h = Harness::new(opts);
     h.open();
     h.advance(SEC * 4);

@@ -26,7 +26,7 @@ const Q2: QoS = QoS::ExactlyOnce;
 
 fn with_max_inflight(version: ProtocolVersion, max_inflight: u16) -> mqtt_client::Options {
     let mut opts = options(version);
-    opts.max_inflight = max_inflight;
+    opts = opts.with_max_inflight(max_inflight);
     opts
 }
 
@@ -204,7 +204,7 @@ fn acks_for_messages_still_waiting_to_be_resent_complete_them_within_the_window(
 
 fn receiving(receive_max: u16) -> Harness {
     let mut opts = options(V5);
-    opts.receive_maximum = receive_max;
+    opts = opts.with_receive_maximum(receive_max);
     Harness::connected_with(opts, ConnAckProperties::EMPTY)
 }
 
@@ -303,7 +303,7 @@ fn a_redelivered_unacked_message_takes_no_second_slot() {
 #[test]
 fn v311_has_no_receive_maximum_to_enforce() {
     let mut opts = options(V311);
-    opts.receive_maximum = 1;
+    opts = opts.with_receive_maximum(1);
     let mut h = Harness::connected_with(opts, ConnAckProperties::EMPTY);
 
     for id in 1..=5 {
@@ -332,8 +332,8 @@ fn acks_are_never_held_back_by_a_full_outgoing_window() {
 #[test]
 fn a_lenient_client_takes_and_counts_an_overrun_and_still_acks_in_order() {
     let mut opts = options(V5);
-    opts.receive_maximum = 2;
-    opts.strict_receive_maximum = false;
+    opts = opts.with_receive_maximum(2);
+    opts = opts.with_strict_receive_maximum(false);
     let mut h = Harness::connected_with(opts, ConnAckProperties::EMPTY);
     for id in 1..=4 {
         h.deliver(publish(id, "t", Q1, b"x"));

@@ -26,7 +26,7 @@ const Q2: QoS = QoS::ExactlyOnce;
 
 fn window(n: u16) -> mqtt_client::Options {
     let mut opts = options(V5);
-    opts.max_inflight = n;
+    opts = opts.with_max_inflight(n);
     opts
 }
 
@@ -83,7 +83,7 @@ fn a_released_identifier_is_reused_as_late_as_possible() {
 #[test]
 fn identifiers_are_exhausted_at_65535_and_a_released_one_comes_back() {
     let mut opts = window(u16::MAX);
-    opts.receive_maximum = u16::MAX;
+    opts = opts.with_receive_maximum(u16::MAX);
     // No Receive Maximum in CONNACK: the server takes 65,535.
     let mut h = Harness::connected_with(opts, ConnAckProperties::EMPTY);
     assert_eq!(h.engine.send_quota(), 65_535);
@@ -134,7 +134,7 @@ fn identifiers_are_exhausted_at_65535_and_a_released_one_comes_back() {
 #[test]
 fn a_full_window_of_65535_uses_every_identifier() {
     let mut opts = window(u16::MAX);
-    opts.receive_maximum = u16::MAX;
+    opts = opts.with_receive_maximum(u16::MAX);
     let mut h = Harness::connected_with(opts, receive_maximum(u16::MAX));
 
     for _ in 0..65_535 {

@@ -152,7 +152,7 @@ fn a_pingresp_in_time_keeps_the_connection() {
 #[test]
 fn a_repeated_pingreq_does_not_move_the_pingresp_deadline() {
     let mut opts = options(V5).with_keep_alive(5);
-    opts.ping_timeout = secs(8);
+    opts = opts.with_ping_timeout(secs(8));
     let mut h = Harness::connected_with(opts, ConnAckProperties::EMPTY);
 
     assert_eq!(run_until(&mut h, secs(5)), vec![Packet::PingReq]);

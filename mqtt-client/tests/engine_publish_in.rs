@@ -574,7 +574,7 @@ fn auto_ack_acknowledges_on_delivery() {
 #[test]
 fn refuses_a_packet_larger_than_our_maximum_packet_size() {
     let mut opts = options(V5);
-    opts.maximum_packet_size = 32;
+    opts = opts.with_maximum_packet_size(32);
     let mut h = Harness::connected_with(opts, ConnAckProperties::EMPTY);
 
     h.deliver(message("t", Q0, &[0u8; 64]));
@@ -596,7 +596,7 @@ fn refuses_a_packet_larger_than_our_maximum_packet_size() {
 #[test]
 fn a_packet_of_exactly_our_maximum_packet_size_is_taken() {
     let mut opts = options(V5);
-    opts.maximum_packet_size = 32;
+    opts = opts.with_maximum_packet_size(32);
     let mut h = Harness::connected_with(opts, ConnAckProperties::EMPTY);
     let payload_len = 32
         - Packet::Publish(message("t", Q0, b""))
@@ -770,7 +770,7 @@ fn aliased(id: Option<u16>, topic_name: &str, alias: u16, payload: &'static [u8]
 
 fn accepting_aliases(max: u16) -> Harness {
     let mut opts = options(V5);
-    opts.topic_alias_maximum = max;
+    opts = opts.with_topic_alias_maximum(max);
     Harness::connected_with(opts, ConnAckProperties::EMPTY)
 }
 

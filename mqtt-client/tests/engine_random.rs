@@ -452,8 +452,8 @@ fn run_with(version: ProtocolVersion, seed: u64, steps: usize, stored: bool) {
     let mut opts = options(version)
         .with_keep_alive(0)
         .with_clean_start(version == ProtocolVersion::V5);
-    opts.receive_maximum = 3;
-    opts.max_inflight = 3;
+    opts = opts.with_receive_maximum(3);
+    opts = opts.with_max_inflight(3);
     let connack = match version {
         ProtocolVersion::V5 => receive_maximum(3),
         ProtocolVersion::V311 => ConnAckProperties::EMPTY,

@@ -169,7 +169,7 @@ fn with_jitter_each_delay_is_in_the_upper_half_and_fixed_by_the_seed() {
             jitter: true,
             ..backoff(1_000, 30_000, 2.0)
         });
-        opts.jitter_seed = seed;
+        opts = opts.with_jitter_seed(seed);
         let mut h = Harness::connected_with(opts, ConnAckProperties::EMPTY);
         h.drop_transport(reset());
         delays(&mut h, 12)

@@ -273,7 +273,7 @@ fn restored_identifiers_are_not_handed_out_again() {
 #[test]
 fn an_assigned_client_id_is_stored_and_reused() {
     let mut opts = durable(ProtocolVersion::V5);
-    opts.client_id = String::new();
+    opts = opts.with_client_id("");
     let mut h = Harness::resumed(opts.clone(), Session::default());
     h.open();
     h.connack(

@@ -387,7 +387,7 @@ fn an_unanswered_restore_is_sent_again_once() {
 #[test]
 fn no_restore_when_turned_off() {
     let mut opts = options(V5);
-    opts.restore_subscriptions = false;
+    opts = opts.with_restore_subscriptions(false);
     let mut h = Harness::connected_with(opts, ConnAckProperties::EMPTY);
     subscribed(&mut h, &[("a", Q1)]);
     h.lose_connection();

@@ -1,8 +1,8 @@
 //! Reason codes (MQTT 5, 2.4) and the MQTT 3.1.1 CONNACK return codes.
 //!
 //! [`ReasonCode`] is an open newtype: any byte can be held, named constants cover
-//! every code the specification defines, and [`ReasonCode::is_valid_for`] tells
-//! whether a code may appear in a given packet. The decoder rejects codes that are not
+//! every code the specification defines, and [`ReasonCode::is_valid_in`] tells
+//! whether a code may appear in a given packet of a version. The decoder rejects codes that are not
 //! valid for their packet; the encoder refuses to write them.
 
 use core::fmt;

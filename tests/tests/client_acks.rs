@@ -43,7 +43,7 @@ fn persistent(id: &str, version: ProtocolVersion) -> Options {
 }
 
 async fn connect(options: Options, addr: &str) -> (Client, Incoming) {
-    let id = options.client_id.clone();
+    let id = options.client_id().to_owned();
     within(WAIT, "connect", Client::connect(options, Tcp::new(addr)))
         .await
         .unwrap_or_else(|e| panic!("{id} could not connect: {e}"))
@@ -329,7 +329,10 @@ async fn receive_maximum_bounds(qos: QoS) {
     let broker = Mosquitto::start();
     let addr = broker.addr().to_string();
     let (sub, mut incoming) = connect(
-        Options::new("slow").with_inflight(u16::try_from(N).unwrap()),
+        Options::new("slow")
+            .with_receive_maximum(u16::try_from(N).unwrap())
+            .with_max_inflight(u16::try_from(N).unwrap())
+            .with_request_queue(usize::from(u16::try_from(N).unwrap())),
         &addr,
     )
     .await;
@@ -383,7 +386,7 @@ async fn receive_maximum_bounds_unacked_qos2() {
 /// A lenient client (`strict_receive_maximum = false`) against mosquitto 2.0.11.
 fn lenient(options: Options) -> Options {
     let mut options = options;
-    options.strict_receive_maximum = false;
+    options = options.with_strict_receive_maximum(false);
     options
 }
 
@@ -401,7 +404,10 @@ async fn a_lenient_client_drains_a_backlog_from_an_overrunning_broker() {
     let addr = broker.addr().to_string();
     let (sub, mut incoming) = connect(
         lenient(
-            persistent("backlog", ProtocolVersion::V5).with_inflight(u16::try_from(N).unwrap()),
+            persistent("backlog", ProtocolVersion::V5)
+                .with_receive_maximum(u16::try_from(N).unwrap())
+                .with_max_inflight(u16::try_from(N).unwrap())
+                .with_request_queue(usize::from(u16::try_from(N).unwrap())),
         ),
         &addr,
     )
@@ -445,8 +451,14 @@ async fn a_strict_client_reports_an_overrunning_broker_and_backs_off() {
     const N: u16 = 2;
     let broker = Mosquitto::start();
     let addr = broker.addr().to_string();
-    let mut options = persistent("strict", ProtocolVersion::V5).with_inflight(N);
-    options.reconnect.stable_after = Duration::from_secs(10);
+    let options = persistent("strict", ProtocolVersion::V5)
+        .with_receive_maximum(N)
+        .with_max_inflight(N)
+        .with_request_queue(usize::from(N))
+        .with_reconnect(mqtt_client::Backoff {
+            stable_after: Duration::from_secs(10),
+            ..fast_backoff()
+        });
     let (sub, mut incoming) = connect(options, &addr).await;
     let mut events = sub.events();
     sub.subscribe("s/t", QoS::AtLeastOnce).await.unwrap();
@@ -550,7 +562,14 @@ async fn resumed_session_drains_a_backlog_without_reconnecting() {
 async fn out_of_order_ack_waits_for_earlier_messages() {
     let broker = Mosquitto::start();
     let addr = broker.addr().to_string();
-    let (sub, mut incoming) = connect(Options::new("slow").with_inflight(2), &addr).await;
+    let (sub, mut incoming) = connect(
+        Options::new("slow")
+            .with_receive_maximum(2)
+            .with_max_inflight(2)
+            .with_request_queue(2),
+        &addr,
+    )
+    .await;
     let mut events = sub.events();
     sub.subscribe("o/t", QoS::AtLeastOnce).await.unwrap();
     let (publisher, _) = connect(Options::new("fast"), &addr).await;

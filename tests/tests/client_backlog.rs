@@ -21,10 +21,15 @@ const RETAINED: usize = 3000;
 
 /// Fills the broker with `RETAINED` retained messages on `backlog/{i}`.
 async fn seed(addr: &str) {
-    let (seeder, _incoming) =
-        Client::connect(Options::new("seeder").with_inflight(100), Tcp::new(addr))
-            .await
-            .unwrap();
+    let (seeder, _incoming) = Client::connect(
+        Options::new("seeder")
+            .with_receive_maximum(100)
+            .with_max_inflight(100)
+            .with_request_queue(100),
+        Tcp::new(addr),
+    )
+    .await
+    .unwrap();
     let mut handles = Vec::new();
     for i in 0..RETAINED {
         let h = seeder
@@ -97,7 +102,7 @@ async fn subscribe_then_loop_with_a_retained_backlog_the_backlog_holds() {
     let addr = broker.addr().to_string();
     seed(&addr).await;
     let mut options = Options::new("natural-large");
-    options.qos0_backlog = 2 * RETAINED;
+    options = options.with_qos0_backlog(2 * RETAINED);
     let (topics, events, client) = natural_pattern(&addr, options).await;
     assert!(events.is_empty());
     assert_eq!(
@@ -116,7 +121,7 @@ async fn subscribe_then_loop_with_a_retained_backlog_beyond_the_limit_drops_and_
     seed(&addr).await;
     let options = Options::new("natural-default");
     assert!(
-        options.qos0_backlog < RETAINED,
+        options.qos0_backlog() < RETAINED,
         "the default limit is below the backlog"
     );
     let (topics, events, client) = natural_pattern(&addr, options).await;

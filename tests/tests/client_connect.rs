@@ -34,7 +34,7 @@ use mqtt_client::{
 use mqtt_tests::broker::Mosquitto;
 
 async fn connect(options: Options, addr: &str) -> (Client, Incoming) {
-    let id = options.client_id.clone();
+    let id = options.client_id().to_owned();
     within(WAIT, "connect", Client::connect(options, Tcp::new(addr)))
         .await
         .unwrap_or_else(|e| panic!("{id} could not connect: {e}"))
@@ -431,7 +431,8 @@ async fn keep_alive_idle_client_stays_connected_v311() {
 }
 
 /// Keep Alive 1 s and an application that takes no message for 3 s while QoS 0
-/// messages pour in: the client stops reading (TCP pushes back on the broker),
+/// messages pour in, with `Qos0Overflow::PauseReading`: past its backlog the
+/// client stops reading (TCP pushes back on the broker),
 /// yet keeps sending PINGREQs and is not dropped; then every message arrives, in
 /// order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -439,7 +440,10 @@ async fn keep_alive_survives_an_application_that_does_not_read() {
     const COUNT: usize = 3000;
     let broker = Mosquitto::start();
     let addr = broker.addr().to_string();
-    let (slow, mut incoming) = connect(Options::new("slow").with_keep_alive(1), &addr).await;
+    let options = Options::new("slow")
+        .with_keep_alive(1)
+        .with_qos0_overflow(mqtt_client::Qos0Overflow::PauseReading);
+    let (slow, mut incoming) = connect(options, &addr).await;
     let mut events = slow.events();
     slow.subscribe("flood", QoS::AtMostOnce).await.unwrap();
     let (publisher, _) = connect(Options::new("flooder"), &addr).await;

@@ -150,10 +150,12 @@ async fn publisher_killed(qos: QoS, seed: u64) {
     // A persistent session, lenient about mosquitto 2.0.11's Receive Maximum
     // overrun with a backlog: if it reconnects, it loses nothing either.
     let mut options = Options::new("kill-observer")
-        .with_inflight(100)
+        .with_receive_maximum(100)
+        .with_max_inflight(100)
+        .with_request_queue(100)
         .with_clean_start(false)
         .with_session_expiry(600);
-    options.strict_receive_maximum = false;
+    options = options.with_strict_receive_maximum(false);
     let (sub, mut incoming) = Client::connect(options, Tcp::new(addr.clone()))
         .await
         .unwrap();
@@ -236,7 +238,10 @@ async fn subscriber_killed(qos: QoS, seed: u64) {
         }
     }
     let (publisher, _incoming) = Client::connect(
-        Options::new("kill-source").with_inflight(50),
+        Options::new("kill-source")
+            .with_receive_maximum(50)
+            .with_max_inflight(50)
+            .with_request_queue(50),
         Tcp::new(addr),
     )
     .await

@@ -47,7 +47,7 @@ fn persistent(id: &str) -> Options {
 }
 
 async fn connect(options: Options, addr: &str) -> (Client, Incoming) {
-    let id = options.client_id.clone();
+    let id = options.client_id().to_owned();
     within(WAIT, "connect", Client::connect(options, Tcp::new(addr)))
         .await
         .unwrap_or_else(|e| panic!("{id} could not connect: {e}"))
@@ -200,7 +200,10 @@ async fn sigterm_mid_stream(qos: QoS) {
     let pub_proxy = Proxy::start(broker.addr()).await;
     let sub_proxy = Proxy::start(broker.addr()).await;
     // See sigkill_mid_stream for the window.
-    let sub_options = persistent(&format!("term-sub-{qos:?}")).with_inflight(1000);
+    let sub_options = persistent(&format!("term-sub-{qos:?}"))
+        .with_receive_maximum(1000)
+        .with_max_inflight(1000)
+        .with_request_queue(1000);
     let (sub, incoming) = connect(sub_options, &sub_proxy.addr()).await;
     let mut sub_events = sub.events();
     sub.subscribe("s/t", qos).await.unwrap();
@@ -310,7 +313,12 @@ async fn sigkill_mid_stream(subscriber_online: bool) {
     // A window larger than the stream: mosquitto 2.0.11 overshoots a Receive
     // Maximum smaller than its backlog (see client_acks.rs), which is not what
     // this test is about.
-    let sub_options = || persistent("kill-sub").with_inflight(1000);
+    let sub_options = || {
+        persistent("kill-sub")
+            .with_receive_maximum(1000)
+            .with_max_inflight(1000)
+            .with_request_queue(1000)
+    };
     let (sub, incoming) = connect(sub_options(), &addr).await;
     let mut sub_events = sub.events();
     sub.subscribe("s/t", QoS::AtLeastOnce).await.unwrap();

@@ -83,7 +83,11 @@ fn connect_packet(
             properties.request_response_information = Some(true);
         }
         properties.request_problem_information = opts.request_problem_information;
-        properties.user_properties.clone_from(&opts.user_properties);
+        for (name, value) in &opts.user_properties {
+            let property = mqtt_codec::property::UserProperty::new(name, value)
+                .map_err(|e| invalid("user property", &e))?;
+            properties.user_properties.push(property);
+        }
     }
     let client_id = MqttString::try_from(client_id).map_err(|e| invalid("client id", &e))?;
     let username = match opts.username.as_deref() {

@@ -3,7 +3,7 @@
 //! [`Engine`] takes bytes, commands and the current time, and gives back bytes to
 //! write, events and the next deadline. It never blocks, never reads a clock and
 //! never draws randomness (the jitter of reconnection delays comes from a seeded
-//! generator in [`crate::Options::jitter_seed`]). Its tests drive it with a scripted
+//! generator in [`crate::Options::with_jitter_seed`]). Its tests drive it with a scripted
 //! broker and virtual time.
 //!
 //! # How a driver calls it
@@ -321,7 +321,7 @@ impl<T> Engine<T> {
     }
 
     /// QoS 1/2 messages the server sent beyond our Receive Maximum and that were
-    /// taken because [`Options::strict_receive_maximum`] is off.
+    /// taken because [`Options::with_strict_receive_maximum`] is off.
     pub fn receive_maximum_overruns(&self) -> u64 {
         self.overruns
     }

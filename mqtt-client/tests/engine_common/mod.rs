@@ -118,7 +118,7 @@ pub(crate) struct Harness {
 impl Harness {
     /// An idle engine with these options.
     pub(crate) fn new(opts: Options) -> Self {
-        let version = opts.version;
+        let version = opts.version();
         let start = Instant::now();
         Self {
             engine: Engine::new(opts),

@@ -138,7 +138,9 @@ async fn main() {
     let mut options = Options::new(format!("kill-{mode}"))
         .with_clean_start(false)
         .with_session_expiry(3600)
-        .with_inflight(20)
+        .with_receive_maximum(20)
+        .with_max_inflight(20)
+        .with_request_queue(20)
         .with_reconnect(Backoff {
             initial: Duration::from_millis(20),
             max: Duration::from_millis(200),
@@ -146,7 +148,7 @@ async fn main() {
         });
     // mosquitto 2.0.11 overruns the Receive Maximum when it holds a backlog for a
     // resumed session (see the README).
-    options.strict_receive_maximum = false;
+    options = options.with_strict_receive_maximum(false);
     let (client, mut incoming) = Client::builder(options)
         .session_store(store)
         .connect(Tcp::new(addr.clone()))
