@@ -43,7 +43,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mqtt_tests::broker::Mosquitto;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -1177,7 +1177,7 @@ fn report(settings: &Settings, clk_tck: u64, all: &[Series]) -> String {
         "# End-to-end throughput: publisher → mosquitto → subscriber"
     );
     let _ = writeln!(md);
-    let _ = writeln!(md, "Produced by `{command}` on {}.", utc_now());
+    let _ = writeln!(md, "Produced by `{command}` at {}.", mqtt_benches::stamp());
     let _ = writeln!(md);
     let _ = writeln!(
         md,
@@ -1327,28 +1327,4 @@ fn rumqttc_version() -> String {
         }
     }
     "0.25".to_owned()
-}
-
-/// The current UTC date and time, `YYYY-MM-DD HH:MM UTC`.
-fn utc_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let secs = i64::try_from(secs).unwrap_or(0);
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60
-    )
 }

@@ -78,8 +78,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             message.ack()?;
         }
     }
-    publisher.disconnect().await;
-    subscriber.disconnect().await;
+    publisher.disconnect().await?;
+    subscriber.disconnect().await?;
     println!("disconnected: {:?}", subscriber.closed_reason());
     Ok(())
 }

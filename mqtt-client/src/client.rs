@@ -334,14 +334,15 @@ impl Client {
     }
 
     /// Disconnects normally (reason 0x00) and waits until the transport is closed.
-    pub async fn disconnect(&self) {
+    /// [`RequestError::Closed`] when the client had already stopped before this
+    /// call ([`Client::closed_reason`] says why): nothing was sent then.
+    pub async fn disconnect(&self) -> Result<(), RequestError> {
         // 0x00 without properties is valid in every version: nothing to refuse.
-        let _ = self
-            .disconnect_with(
-                ReasonCode::NORMAL_DISCONNECTION,
-                DisconnectProperties::EMPTY,
-            )
-            .await;
+        self.disconnect_with(
+            ReasonCode::NORMAL_DISCONNECTION,
+            DisconnectProperties::EMPTY,
+        )
+        .await
     }
 
     /// Disconnects with a reason code and properties (MQTT 5; 3.1.1 sends a plain
@@ -349,7 +350,8 @@ impl Client {
     /// already gave are written first; then DISCONNECT; unfinished publishes
     /// complete with [`PublishError::Closed`]. Use 0x04 (Disconnect with Will
     /// Message) to have the server publish the will. A reason code DISCONNECT
-    /// cannot carry is refused ([`RequestError::Encode`]) and the client goes on.
+    /// cannot carry is refused ([`RequestError::Encode`]) and the client goes on;
+    /// [`RequestError::Closed`] when the client had already stopped.
     pub async fn disconnect_with(
         &self,
         reason: ReasonCode,
@@ -366,8 +368,7 @@ impl Client {
             done,
         };
         if self.control.send(control).is_err() {
-            // Already closed.
-            return Ok(());
+            return Err(RequestError::Closed);
         }
         rx.await.unwrap_or(Ok(()))
     }

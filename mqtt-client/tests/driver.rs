@@ -111,7 +111,9 @@ async fn dead_connection_found_although_the_final_flush_cannot_complete() {
         "the server read {read} bytes it never asked for"
     );
 
-    within(Duration::from_secs(1), "disconnect", client.disconnect()).await;
+    within(Duration::from_secs(1), "disconnect", client.disconnect())
+        .await
+        .unwrap();
     assert!(client.is_closed());
     assert_matches!(
         client.closed_reason(),
@@ -139,7 +141,9 @@ async fn disconnect_returns_after_the_flush_limit_when_the_server_stopped_readin
     // the driver tells when it has: the test waits until every task is blocked.
     settle().await;
     let start = Instant::now();
-    within(Duration::from_secs(2), "disconnect", client.disconnect()).await;
+    within(Duration::from_secs(2), "disconnect", client.disconnect())
+        .await
+        .unwrap();
     let elapsed = start.elapsed();
     // Virtual time: exact, but for the clock's millisecond granularity.
     assert!(
@@ -203,7 +207,9 @@ async fn disconnect_while_the_broker_is_down_and_publishes_wait() {
         "the request queue of 1 is full"
     );
 
-    within(Duration::from_secs(1), "disconnect", client.disconnect()).await;
+    within(Duration::from_secs(1), "disconnect", client.disconnect())
+        .await
+        .unwrap();
     assert_matches!(
         within(WAIT, "handle 1", first).await,
         Err(PublishError::Closed)
@@ -244,7 +250,9 @@ async fn disconnect_during_a_hanging_connect_attempt() {
     server.hang_connects(true);
     let (client, _incoming) = Client::start(options("hanging"), connector).unwrap();
     server.wait_attempts(1).await;
-    within(Duration::from_secs(1), "disconnect", client.disconnect()).await;
+    within(Duration::from_secs(1), "disconnect", client.disconnect())
+        .await
+        .unwrap();
     assert!(client.is_closed());
 }
 
@@ -276,7 +284,9 @@ async fn disconnect_with_a_full_window() {
     // The window is full: nothing else goes out.
     conn.assert_silent(QUIET).await;
 
-    within(Duration::from_secs(1), "disconnect", client.disconnect()).await;
+    within(Duration::from_secs(1), "disconnect", client.disconnect())
+        .await
+        .unwrap();
     let rest = conn.until_closed().await;
     assert_eq!(rest.len(), 1, "{rest:?}");
     assert_eq!(disconnect_reason(&rest[0]), 0x00);
@@ -303,7 +313,9 @@ async fn disconnect_returns_promptly_while_the_application_is_behind() {
     // Let the driver read them all: nothing outside it tells when it has, so the
     // test waits until every task is blocked (the driver then on an empty pipe).
     settle().await;
-    within(Duration::from_secs(1), "disconnect", client.disconnect()).await;
+    within(Duration::from_secs(1), "disconnect", client.disconnect())
+        .await
+        .unwrap();
     let mut received = Vec::new();
     while let Some(message) = within(WAIT, "Incoming", incoming.recv()).await {
         let seq: [u8; 4] = message.payload()[..].try_into().unwrap();

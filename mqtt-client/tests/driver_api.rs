@@ -37,7 +37,9 @@ async fn closed_waits_for_the_end_of_the_driver_and_says_why() {
     });
     tokio::task::yield_now().await;
     assert!(!waiter.is_finished());
-    within(WAIT, "disconnect", client.disconnect()).await;
+    within(WAIT, "disconnect", client.disconnect())
+        .await
+        .unwrap();
     let why = within(WAIT, "closed", waiter).await.unwrap();
     assert_matches!(why, ConnectionError::LocalDisconnect);
     // And at once, once closed.

@@ -104,7 +104,7 @@ async fn a_second_client_resumes_the_session_through_the_store() {
         .unwrap();
     message.ack().unwrap();
     assert_matches!(conn.recv().await, Packet::PubRec(rec) if rec.packet_id.get() == 9);
-    within(WAIT, "A disconnects", a.disconnect()).await;
+    within(WAIT, "A disconnects", a.disconnect()).await.unwrap();
     assert_matches!(within(WAIT, "handle", one).await, Err(PublishError::Closed));
     assert_matches!(within(WAIT, "handle", two).await, Err(PublishError::Closed));
 
@@ -159,7 +159,7 @@ async fn a_second_client_resumes_the_session_through_the_store() {
     })
     .await;
     assert_eq!(b_session.outgoing[0].publish.packet_id, second.packet_id);
-    within(WAIT, "B disconnects", b.disconnect()).await;
+    within(WAIT, "B disconnects", b.disconnect()).await.unwrap();
 }
 
 /// The store fails when a PUBLISH is to be stored: the PUBLISH never reaches the

@@ -94,7 +94,7 @@ async fn redelivered_after_new_connect(version: ProtocolVersion) {
     first[0].ack().unwrap();
     first[2].ack().unwrap();
     let mut stale = first[1].take_ack_token().unwrap();
-    sub.disconnect().await;
+    sub.disconnect().await.unwrap();
     assert!(sub.is_closed());
     // The broker may take a new connection with this id before it has read the
     // old one's last packets (acks, DISCONNECT): wait until it has.
@@ -128,7 +128,7 @@ async fn redelivered_after_new_connect(version: ProtocolVersion) {
         m.ack().unwrap();
     }
     stale.ack().unwrap();
-    sub2.disconnect().await;
+    sub2.disconnect().await.unwrap();
     wait_log(&broker, &gone, 2).await;
 
     // All acked: a third connection gets nothing.
@@ -140,8 +140,8 @@ async fn redelivered_after_new_connect(version: ProtocolVersion) {
     let mut m = recv(&mut incoming3).await;
     assert_eq!((text(&m), m.dup()), ("after".to_owned(), false));
     m.ack().unwrap();
-    sub3.disconnect().await;
-    publisher.disconnect().await;
+    sub3.disconnect().await.unwrap();
+    publisher.disconnect().await.unwrap();
 }
 
 #[tokio::test]
@@ -184,8 +184,8 @@ async fn unacked_qos1_redelivered_after_broker_restart() {
     assert_eq!(y.ack(), Err(AckError::StaleConnection));
     y2.ack().unwrap();
     assert_no_message(&mut incoming, QUIET, "x was acked before the restart").await;
-    sub.disconnect().await;
-    publisher.disconnect().await;
+    sub.disconnect().await.unwrap();
+    publisher.disconnect().await.unwrap();
 }
 
 /// QoS 2, the PUBREC lost: the broker sends the PUBLISH again (DUP=1) on the
@@ -238,8 +238,8 @@ async fn qos2_pubrec_lost(version: ProtocolVersion) {
     let mut n = recv(&mut incoming).await;
     assert_eq!((text(&n), n.dup()), ("next".to_owned(), false));
     n.ack().unwrap();
-    sub.disconnect().await;
-    publisher.disconnect().await;
+    sub.disconnect().await.unwrap();
+    publisher.disconnect().await.unwrap();
 }
 
 #[tokio::test]
@@ -305,8 +305,8 @@ async fn qos2_pubrel_lost(version: ProtocolVersion) {
     let mut n = recv(&mut incoming).await;
     assert_eq!(text(&n), "next");
     n.ack().unwrap();
-    sub.disconnect().await;
-    publisher.disconnect().await;
+    sub.disconnect().await.unwrap();
+    publisher.disconnect().await.unwrap();
 }
 
 #[tokio::test]
@@ -369,8 +369,8 @@ async fn receive_maximum_bounds(qos: QoS) {
     }
     assert_no_message(&mut incoming, QUIET, "nothing left").await;
     assert_one_connection(&sub, &mut events);
-    sub.disconnect().await;
-    publisher.disconnect().await;
+    sub.disconnect().await.unwrap();
+    publisher.disconnect().await.unwrap();
 }
 
 #[tokio::test]
@@ -438,8 +438,8 @@ async fn a_lenient_client_drains_a_backlog_from_an_overrunning_broker() {
     assert!(done.is_ok(), "acked {acked:?} of {TOTAL} within {WAIT:?}");
     assert_eq!(acked, names, "each message once, in order");
     assert_one_connection(&sub, &mut events);
-    sub.disconnect().await;
-    publisher.disconnect().await;
+    sub.disconnect().await.unwrap();
+    publisher.disconnect().await.unwrap();
 }
 
 /// The same broker against a strict client (the default): the overrun is a typed
@@ -500,8 +500,8 @@ async fn a_strict_client_reports_an_overrunning_broker_and_backs_off() {
         attempts.windows(2).all(|w| w[1] > w[0]),
         "attempts grow, they do not start again at each CONNACK: {attempts:?}"
     );
-    sub.disconnect().await;
-    publisher.disconnect().await;
+    sub.disconnect().await.unwrap();
+    publisher.disconnect().await.unwrap();
 }
 
 /// The common case of the same interop problem, with the default Receive Maximum
@@ -516,7 +516,7 @@ async fn resumed_session_drains_a_backlog_without_reconnecting() {
     let addr = broker.addr().to_string();
     let (sub, _) = connect(lenient(persistent("resumer", ProtocolVersion::V5)), &addr).await;
     sub.subscribe("h/t", QoS::AtLeastOnce).await.unwrap();
-    sub.disconnect().await;
+    sub.disconnect().await.unwrap();
     wait_log(&broker, "Client resumer disconnected", 1).await;
     let (publisher, _) = connect(Options::new("fast"), &addr).await;
     let names: Vec<String> = (0..TOTAL).map(|i| format!("m{i}")).collect();
@@ -551,8 +551,8 @@ async fn resumed_session_drains_a_backlog_without_reconnecting() {
         lost.len(),
         lost.first()
     );
-    sub.disconnect().await;
-    publisher.disconnect().await;
+    sub.disconnect().await.unwrap();
+    publisher.disconnect().await.unwrap();
 }
 
 /// Acks reach the broker in arrival order [MQTT-4.6.0-2]: acking a later message
@@ -590,6 +590,6 @@ async fn out_of_order_ack_waits_for_earlier_messages() {
     c.ack().unwrap();
     d.ack().unwrap();
     assert_one_connection(&sub, &mut events);
-    sub.disconnect().await;
-    publisher.disconnect().await;
+    sub.disconnect().await.unwrap();
+    publisher.disconnect().await.unwrap();
 }

@@ -46,7 +46,7 @@ async fn seed(addr: &str) {
     for h in handles {
         h.await.unwrap();
     }
-    seeder.disconnect().await;
+    seeder.disconnect().await.unwrap();
 }
 
 /// Subscribes to the backlog, then subscribes again and publishes (both answers
@@ -111,7 +111,7 @@ async fn subscribe_then_loop_with_a_retained_backlog_the_backlog_holds() {
         "every retained message, none dropped"
     );
     assert_eq!(client.dropped_qos0(), 0);
-    client.disconnect().await;
+    client.disconnect().await.unwrap();
 }
 
 #[tokio::test]
@@ -137,5 +137,5 @@ async fn subscribe_then_loop_with_a_retained_backlog_beyond_the_limit_drops_and_
     );
     assert!(!events.is_empty(), "the drop was reported");
     assert!(events.iter().all(|&t| t <= dropped));
-    client.disconnect().await;
+    client.disconnect().await.unwrap();
 }

@@ -148,7 +148,7 @@ async fn credentials(version: ProtocolVersion) {
     let mut m = recv(&mut incoming).await;
     assert_eq!(&m.payload()[..], b"in");
     m.ack().unwrap();
-    good.disconnect().await;
+    good.disconnect().await.unwrap();
 }
 
 #[tokio::test]
@@ -219,7 +219,7 @@ async fn server_maximum_packet_size_refused_before_sending() {
         "the broker saw an oversized packet:\n{}",
         broker.log()
     );
-    client.disconnect().await;
+    client.disconnect().await.unwrap();
 }
 
 // ----- will --------------------------------------------------------------------
@@ -264,7 +264,7 @@ async fn will_messages(version: ProtocolVersion) {
 
     // A normal disconnect discards the will [MQTT-3.1.2-10].
     let (normal, _) = connect(with_will("normal", "normal"), &addr).await;
-    normal.disconnect().await;
+    normal.disconnect().await.unwrap();
     assert!(normal.is_closed());
     assert_no_message(&mut wills, QUIET, "will after a normal disconnect").await;
 
@@ -307,7 +307,7 @@ async fn will_messages(version: ProtocolVersion) {
     assert_eq!((m.topic(), &m.payload()[..]), ("will/t", &b"lost"[..]));
     m.ack().unwrap();
     assert_no_message(&mut wills, QUIET, "after the lost connection's will").await;
-    watch.disconnect().await;
+    watch.disconnect().await.unwrap();
 }
 
 #[tokio::test]
@@ -416,8 +416,8 @@ async fn keep_alive_idle(version: ProtocolVersion) {
     let mut m = recv(&mut incoming).await;
     assert_eq!(&m.payload()[..], b"awake");
     m.ack().unwrap();
-    idle.disconnect().await;
-    watch.disconnect().await;
+    idle.disconnect().await.unwrap();
+    watch.disconnect().await.unwrap();
 }
 
 #[tokio::test]
@@ -476,6 +476,6 @@ async fn keep_alive_survives_an_application_that_does_not_read() {
         );
     }
     assert_one_connection(&slow, &mut events);
-    slow.disconnect().await;
-    publisher.disconnect().await;
+    slow.disconnect().await.unwrap();
+    publisher.disconnect().await.unwrap();
 }

@@ -271,7 +271,7 @@ async fn subscriber_killed(qos: QoS, seed: u64) {
     let publisher = within(Duration::from_secs(30), "source done", source)
         .await
         .unwrap();
-    publisher.disconnect().await;
+    publisher.disconnect().await.unwrap();
 
     // Replay the log: incarnations, deliveries, stored PUBRECs.
     let mut incarnation = 0;

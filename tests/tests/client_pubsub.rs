@@ -88,8 +88,8 @@ async fn qos_matrix(version: ProtocolVersion) {
         }
     }
     assert_no_message(&mut incoming, QUIET, "after the matrix").await;
-    publisher.disconnect().await;
-    sub.disconnect().await;
+    publisher.disconnect().await.unwrap();
+    sub.disconnect().await.unwrap();
     assert!(sub.is_closed() && publisher.is_closed());
 }
 
@@ -126,7 +126,7 @@ async fn no_matching_subscribers_is_success_v5() {
         .unwrap();
     assert_eq!(outcome.reason, ReasonCode::SUCCESS);
     assert!(outcome.packet_id.is_some());
-    publisher.disconnect().await;
+    publisher.disconnect().await.unwrap();
 }
 
 async fn retained(version: ProtocolVersion) {
@@ -197,7 +197,7 @@ async fn retained(version: ProtocolVersion) {
     m.ack().unwrap();
     assert_no_message(&mut incoming3, QUIET, "r/a was deleted").await;
     for c in [publisher, late, third] {
-        c.disconnect().await;
+        c.disconnect().await.unwrap();
     }
 }
 
@@ -309,8 +309,8 @@ async fn v5_properties_request_response_roundtrip() {
         assert_eq!(r.properties().content_type, None);
         r.ack().unwrap();
     }
-    requester.disconnect().await;
-    responder.disconnect().await;
+    requester.disconnect().await.unwrap();
+    responder.disconnect().await.unwrap();
 }
 
 async fn shared_subscription(version: ProtocolVersion) {
@@ -387,7 +387,7 @@ async fn shared_subscription(version: ProtocolVersion) {
     }
     assert_eq!(plain, expected, "the plain subscriber gets all, in order");
     for c in [publisher, a, b, all] {
-        c.disconnect().await;
+        c.disconnect().await.unwrap();
     }
 }
 

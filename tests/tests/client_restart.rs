@@ -275,8 +275,8 @@ async fn sigterm_mid_stream(qos: QoS) {
         done_before.iter().filter(|&&d| d).count(),
         again.iter().map(|(s, ds)| (s, ds.len())).collect::<Vec<_>>(),
     );
-    publisher.disconnect().await;
-    sub.disconnect().await;
+    publisher.disconnect().await.unwrap();
+    sub.disconnect().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,7 +331,7 @@ async fn sigkill_mid_stream(subscriber_online: bool) {
     let counter = if subscriber_online {
         Some(spawn_counter(incoming, K))
     } else {
-        sub.disconnect().await;
+        sub.disconnect().await.unwrap();
         client_common::wait_log(&broker, "Client kill-sub disconnected", 1).await;
         None
     };
@@ -424,8 +424,8 @@ async fn sigkill_mid_stream(subscriber_online: bool) {
         lost_by_broker.len(),
         c.iter().filter(|&&n| n > 1).count(),
     );
-    publisher.disconnect().await;
-    sub.disconnect().await;
+    publisher.disconnect().await.unwrap();
+    sub.disconnect().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,8 +502,8 @@ async fn subscriptions_restored(version: ProtocolVersion) {
         "{later:?}"
     );
     assert_eq!(sub.connection_number(), 2);
-    sub.disconnect().await;
-    publisher.disconnect().await;
+    sub.disconnect().await.unwrap();
+    publisher.disconnect().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -573,6 +573,6 @@ async fn qos2_resent_as_new_after_session_loss_keeps_its_payload() {
         );
         m.ack().unwrap();
     }
-    publisher.disconnect().await;
-    sub.disconnect().await;
+    publisher.disconnect().await.unwrap();
+    sub.disconnect().await.unwrap();
 }

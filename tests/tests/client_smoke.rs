@@ -40,8 +40,8 @@ async fn roundtrip(version: ProtocolVersion) {
         assert_eq!(&m.payload()[..], format!("{qos:?}").as_bytes());
         m.ack().unwrap();
     }
-    publisher.disconnect().await;
-    sub.disconnect().await;
+    publisher.disconnect().await.unwrap();
+    sub.disconnect().await.unwrap();
     assert!(sub.is_closed());
 }
 

@@ -195,7 +195,7 @@ async fn main() {
                 .unwrap()
                 .await
                 .unwrap();
-            client.disconnect().await;
+            client.disconnect().await.unwrap();
         }
         _ => {
             let logged = std::fs::read_to_string(log_path).unwrap();
@@ -226,7 +226,7 @@ async fn main() {
                     say(&format!("acked {n}"));
                     seen.insert(n);
                 }
-                reader_client.disconnect().await;
+                reader_client.disconnect().await.unwrap();
                 true
             });
             let subscribed = client.subscribe(TOPIC, qos).await;
