@@ -22,6 +22,8 @@ open(sys.argv[1], "a").write(json.dumps(row) + "\n")
 PY
   echo "run $i/$runs done" >&2
 done
+echo "# Engine against a null peer: results"
+echo
 echo "Produced by \`bash benches/engine.sh $runs\` at commit \`$(git rev-parse --short=12 HEAD)\` (work tree $( [ -z "$(git status --porcelain --untracked-files=no)" ] && echo clean || echo 'MODIFIED (not a clean commit)')), $(date -u '+%Y-%m-%d %H:%M UTC'); median of $runs runs."
 echo
 python3 - "$log" "$runs" <<'PY'

@@ -116,6 +116,10 @@ fn ours_options(cfg: &RunConfig, role: &str) -> mqtt_client::Options {
         .with_request_queue(usize::from(cfg.window))
         // rumqttc acknowledges by itself: the same here.
         .with_auto_ack(true)
+        // rumqttc stops reading while its application is behind (TCP pushes back on
+        // the broker) and loses no QoS 0 message: the same here, instead of the
+        // default of dropping QoS 0 past `qos0_backlog`.
+        .with_qos0_overflow(mqtt_client::Qos0Overflow::PauseReading)
 }
 
 async fn ours_run(cfg: &RunConfig, addr: SocketAddr) -> Result<RunResult, String> {
