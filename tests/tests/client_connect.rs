@@ -121,12 +121,7 @@ async fn credentials(version: ProtocolVersion) {
         Tcp::new(&addr),
     )
     .unwrap();
-    within(WAIT, "the started client to close", async {
-        while !client.is_closed() {
-            tokio::time::sleep(ms(10)).await;
-        }
-    })
-    .await;
+    within(WAIT, "the started client to close", client.closed()).await;
     assert!(
         matches!(
             client.closed_reason(),
@@ -297,12 +292,7 @@ async fn will_messages(version: ProtocolVersion) {
     // (`lost` is kept: dropping the last handle disconnects normally.)
     let (lost, _) = connect(with_will("lost", "lost"), &proxy.addr()).await;
     proxy.cut();
-    within(WAIT, "the client to notice", async {
-        while !lost.is_closed() {
-            tokio::time::sleep(ms(10)).await;
-        }
-    })
-    .await;
+    within(WAIT, "the client to notice", lost.closed()).await;
     let mut m = recv(&mut wills).await;
     assert_eq!((m.topic(), &m.payload()[..]), ("will/t", &b"lost"[..]));
     m.ack().unwrap();

@@ -380,7 +380,7 @@ async fn sigkill_mid_stream(subscriber_online: bool) {
 
     within(WAIT, "the publisher", publishing).await.unwrap();
     all_complete_ok(&slots, K).await;
-    let (sub, (tally, _progress)) = match counter {
+    let (sub, (tally, mut progress)) = match counter {
         Some(counter) => (sub, counter),
         None => {
             // Back after the stream: the saved session holds the subscription.
@@ -395,8 +395,11 @@ async fn sigkill_mid_stream(subscriber_online: bool) {
     let counts_now = || -> Vec<usize> { tally.lock().unwrap().iter().map(Vec::len).collect() };
     // Wait for every message the client is responsible for.
     let waited = tokio::time::timeout(WAIT, async {
+        // `progress` changes at every delivery.
         while !client_owed.iter().all(|&s| counts_now()[s] > 0) {
-            tokio::time::sleep(ms(20)).await;
+            if progress.changed().await.is_err() {
+                break;
+            }
         }
     })
     .await;
