@@ -67,11 +67,11 @@ fuzz_target!(|data: &[u8]| {
         .with_strict_receive_maximum(flags & 2 == 0)
         .with_auto_ack(flags & 4 != 0)
         .with_topic_alias_maximum(u16::from(flags & 8))
-        .with_reconnect(Backoff {
-            jitter: false,
-            max_attempts: Some(50),
-            ..Backoff::default()
-        });
+        .with_reconnect(
+            Backoff::default()
+                .with_jitter(false)
+                .with_max_attempts(Some(50)),
+        );
     let mut engine: Engine<u32> = Engine::new(options);
     let mut server = Decoder::new(version);
     let mut now = Instant::now();

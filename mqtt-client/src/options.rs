@@ -429,26 +429,26 @@ pub enum SessionLostPolicy {
 /// max)`, then, with `jitter`, drawn uniformly from its upper half `[d/2, d]`, so
 /// that a fleet restarting together spreads out while no delay shrinks below half
 /// of the schedule. The count starts again once a connection has stayed up for
-/// `stable_after`.
+/// `stable_after`. Build one from [`Backoff::default`] with the `with_*` methods.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Backoff {
     /// Delay before the first reconnection attempt.
-    pub initial: Duration,
+    pub(crate) initial: Duration,
     /// Largest delay.
-    pub max: Duration,
+    pub(crate) max: Duration,
     /// Growth factor between attempts (at least 1).
-    pub multiplier: f64,
+    pub(crate) multiplier: f64,
     /// Give up after this many failed attempts in a row (`None`: never).
-    pub max_attempts: Option<u32>,
+    pub(crate) max_attempts: Option<u32>,
     /// Randomise each delay within `[d/2, d]`.
-    pub jitter: bool,
+    pub(crate) jitter: bool,
     /// Reconnect at all; when false, the first lost connection closes the client.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// A connection counts as established, and the attempt count starts again,
     /// only once it has stayed up this long after its CONNACK. A server that
     /// accepts and then drops the client at once (a session taken over, a limit
     /// hit on every resume) meets a growing delay, not a reconnection loop.
-    pub stable_after: Duration,
+    pub(crate) stable_after: Duration,
 }
 
 impl Default for Backoff {
@@ -466,6 +466,51 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// Delay before the first reconnection attempt.
+    pub fn with_initial(mut self, initial: Duration) -> Self {
+        self.initial = initial;
+        self
+    }
+
+    /// Largest delay.
+    pub fn with_max(mut self, max: Duration) -> Self {
+        self.max = max;
+        self
+    }
+
+    /// Growth factor between attempts (at least 1).
+    pub fn with_multiplier(mut self, multiplier: f64) -> Self {
+        self.multiplier = multiplier;
+        self
+    }
+
+    /// Give up after this many failed attempts in a row (`None`: never).
+    pub fn with_max_attempts(mut self, max_attempts: Option<u32>) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Randomise each delay within `[d/2, d]`.
+    pub fn with_jitter(mut self, jitter: bool) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Reconnect at all; when false, the first lost connection closes the client.
+    pub fn with_enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// A connection counts as established, and the attempt count starts again,
+    /// only once it has stayed up this long after its CONNACK. A server that
+    /// accepts and then drops the client at once (a session taken over, a limit
+    /// hit on every resume) meets a growing delay, not a reconnection loop.
+    pub fn with_stable_after(mut self, stable_after: Duration) -> Self {
+        self.stable_after = stable_after;
+        self
+    }
+
     /// The delay before attempt `attempt` (1-based) before jitter.
     pub fn nominal_delay(&self, attempt: u32) -> Duration {
         let exp = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);

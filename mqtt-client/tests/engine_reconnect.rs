@@ -24,16 +24,15 @@ use mqtt_codec::reason::ReasonCode;
 const V5: ProtocolVersion = ProtocolVersion::V5;
 
 fn backoff(initial_ms: u64, max_ms: u64, multiplier: f64) -> Backoff {
-    Backoff {
-        initial: Duration::from_millis(initial_ms),
-        max: Duration::from_millis(max_ms),
-        multiplier,
-        max_attempts: None,
-        jitter: false,
-        enabled: true,
+    Backoff::default()
+        .with_initial(Duration::from_millis(initial_ms))
+        .with_max(Duration::from_millis(max_ms))
+        .with_multiplier(multiplier)
+        .with_max_attempts(None)
+        .with_jitter(false)
+        .with_enabled(true)
         // The count starts again at every CONNACK here; `stable_after` has its own tests.
-        stable_after: Duration::ZERO,
-    }
+        .with_stable_after(Duration::ZERO)
 }
 
 fn with_backoff(b: Backoff) -> Options {
@@ -165,10 +164,7 @@ fn every_kind_of_failed_attempt_counts() {
 #[test]
 fn with_jitter_each_delay_is_in_the_upper_half_and_fixed_by_the_seed() {
     let run = |seed: u64| {
-        let mut opts = with_backoff(Backoff {
-            jitter: true,
-            ..backoff(1_000, 30_000, 2.0)
-        });
+        let mut opts = with_backoff(backoff(1_000, 30_000, 2.0).with_jitter(true));
         opts = opts.with_jitter_seed(seed);
         let mut h = Harness::connected_with(opts, ConnAckProperties::EMPTY);
         h.drop_transport(reset());
@@ -259,10 +255,7 @@ fn wants_a_transport_only_once_the_delay_has_passed() {
 #[test]
 fn gives_up_after_max_attempts_failed_in_a_row() {
     let mut h = Harness::connected_with(
-        with_backoff(Backoff {
-            max_attempts: Some(3),
-            ..backoff(1_000, 60_000, 2.0)
-        }),
+        with_backoff(backoff(1_000, 60_000, 2.0).with_max_attempts(Some(3))),
         ConnAckProperties::EMPTY,
     );
     let (token, _) = h.publish_id(message("t", QoS::AtLeastOnce, b"x"));
@@ -292,10 +285,7 @@ fn gives_up_after_max_attempts_failed_in_a_row() {
 #[test]
 fn max_attempts_counts_again_after_a_connack() {
     let mut h = Harness::connected_with(
-        with_backoff(Backoff {
-            max_attempts: Some(1),
-            ..backoff(1_000, 60_000, 2.0)
-        }),
+        with_backoff(backoff(1_000, 60_000, 2.0).with_max_attempts(Some(1))),
         ConnAckProperties::EMPTY,
     );
     for _ in 0..3 {
@@ -317,10 +307,7 @@ fn max_attempts_counts_again_after_a_connack() {
 #[test]
 fn with_reconnection_off_the_first_loss_closes() {
     let mut h = Harness::connected_with(
-        with_backoff(Backoff {
-            enabled: false,
-            ..backoff(1_000, 60_000, 2.0)
-        }),
+        with_backoff(backoff(1_000, 60_000, 2.0).with_enabled(false)),
         ConnAckProperties::EMPTY,
     );
     let (token, _) = h.publish_id(message("t", QoS::ExactlyOnce, b"x"));
@@ -349,10 +336,9 @@ fn with_reconnection_off_the_first_loss_closes() {
 
 #[test]
 fn with_reconnection_off_a_failed_first_open_closes() {
-    let mut h = Harness::new(with_backoff(Backoff {
-        enabled: false,
-        ..backoff(1_000, 60_000, 2.0)
-    }));
+    let mut h = Harness::new(with_backoff(
+        backoff(1_000, 60_000, 2.0).with_enabled(false),
+    ));
 
     fail_open(&mut h);
 
@@ -377,10 +363,7 @@ fn nominal_delays_are_sane_at_the_edges() {
 #[test]
 fn a_closed_engine_ignores_further_transport_news() {
     let mut h = Harness::connected_with(
-        with_backoff(Backoff {
-            enabled: false,
-            ..backoff(1_000, 60_000, 2.0)
-        }),
+        with_backoff(backoff(1_000, 60_000, 2.0).with_enabled(false)),
         ConnAckProperties::EMPTY,
     );
     h.drop_transport(reset());
@@ -399,10 +382,7 @@ fn a_closed_engine_ignores_further_transport_news() {
 #[test]
 fn a_connection_dropped_right_after_its_connack_does_not_reset_the_count() {
     let mut h = Harness::connected_with(
-        with_backoff(Backoff {
-            stable_after: SEC * 5,
-            ..backoff(1_000, 60_000, 2.0)
-        }),
+        with_backoff(backoff(1_000, 60_000, 2.0).with_stable_after(SEC * 5)),
         ConnAckProperties::EMPTY,
     );
     // Established for longer than `stable_after`: the first loss is attempt 1.

@@ -455,10 +455,7 @@ async fn a_strict_client_reports_an_overrunning_broker_and_backs_off() {
         .with_receive_maximum(N)
         .with_max_inflight(N)
         .with_request_queue(usize::from(N))
-        .with_reconnect(mqtt_client::Backoff {
-            stable_after: Duration::from_secs(10),
-            ..fast_backoff()
-        });
+        .with_reconnect(fast_backoff().with_stable_after(Duration::from_secs(10)));
     let (sub, mut incoming) = connect(options, &addr).await;
     let mut events = sub.events();
     sub.subscribe("s/t", QoS::AtLeastOnce).await.unwrap();

@@ -251,10 +251,7 @@ async fn will_messages(version: ProtocolVersion) {
         Options::new(id)
             .with_version(version)
             .with_will(will(version, payload))
-            .with_reconnect(Backoff {
-                enabled: false,
-                ..Backoff::default()
-            })
+            .with_reconnect(Backoff::default().with_enabled(false))
     };
 
     // A normal disconnect discards the will [MQTT-3.1.2-10].
@@ -317,10 +314,7 @@ async fn lost_connection_without_reconnect_is_reported() {
     let broker = Mosquitto::start();
     let proxy = Proxy::start(broker.addr()).await;
     let (client, _incoming) = connect(
-        Options::new("once").with_reconnect(Backoff {
-            enabled: false,
-            ..Backoff::default()
-        }),
+        Options::new("once").with_reconnect(Backoff::default().with_enabled(false)),
         &proxy.addr(),
     )
     .await;

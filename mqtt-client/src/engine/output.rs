@@ -39,7 +39,7 @@ pub enum Event<T> {
     /// The next connection attempt will start after `delay`.
     Reconnecting {
         /// Attempts since the last established connection (see
-        /// [`crate::Backoff::stable_after`]), this one included.
+        /// [`crate::Backoff::with_stable_after`]), this one included.
         attempt: u32,
         /// The delay before it.
         delay: Duration,

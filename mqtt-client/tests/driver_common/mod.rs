@@ -108,12 +108,10 @@ pub(crate) async fn within<F: Future>(limit: Duration, what: &str, future: F) ->
 /// A fast reconnection schedule: 20 ms, doubling up to 200 ms, with jitter, the
 /// attempt count starting again after every accepted CONNACK.
 pub(crate) fn fast_backoff() -> Backoff {
-    Backoff {
-        initial: Duration::from_millis(20),
-        max: Duration::from_millis(200),
-        stable_after: Duration::ZERO,
-        ..Backoff::default()
-    }
+    Backoff::default()
+        .with_initial(Duration::from_millis(20))
+        .with_max(Duration::from_millis(200))
+        .with_stable_after(Duration::ZERO)
 }
 
 /// The next connection event, within [`WAIT`].

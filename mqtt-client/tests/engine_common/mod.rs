@@ -80,17 +80,18 @@ pub(crate) const MS: Duration = Duration::from_millis(1);
 pub(crate) fn options(version: ProtocolVersion) -> Options {
     Options::new("client-1")
         .with_version(version)
-        .with_reconnect(Backoff {
-            initial: SEC,
-            max: Duration::from_secs(60),
-            multiplier: 2.0,
-            max_attempts: None,
-            jitter: false,
-            enabled: true,
-            // Every accepted CONNACK starts the count again (tests of `stable_after`
-            // set it themselves).
-            stable_after: Duration::ZERO,
-        })
+        .with_reconnect(
+            Backoff::default()
+                .with_initial(SEC)
+                .with_max(Duration::from_secs(60))
+                .with_multiplier(2.0)
+                .with_max_attempts(None)
+                .with_jitter(false)
+                .with_enabled(true)
+                // Every accepted CONNACK starts the count again (tests of
+                // `stable_after` set it themselves).
+                .with_stable_after(Duration::ZERO),
+        )
 }
 
 /// The engine, the scripted broker's view of the wire, and the virtual clock.

@@ -141,11 +141,11 @@ async fn main() {
         .with_receive_maximum(20)
         .with_max_inflight(20)
         .with_request_queue(20)
-        .with_reconnect(Backoff {
-            initial: Duration::from_millis(20),
-            max: Duration::from_millis(200),
-            ..Backoff::default()
-        });
+        .with_reconnect(
+            Backoff::default()
+                .with_initial(Duration::from_millis(20))
+                .with_max(Duration::from_millis(200)),
+        );
     // mosquitto 2.0.11 overruns the Receive Maximum when it holds a backlog for a
     // resumed session (see the README).
     options = options.with_strict_receive_maximum(false);

@@ -32,14 +32,12 @@ pub(crate) const fn ms(n: u64) -> Duration {
 
 /// Quick reconnections for tests: 50 ms doubling up to 500 ms, with jitter.
 pub(crate) fn fast_backoff() -> Backoff {
-    Backoff {
-        initial: ms(50),
-        max: ms(500),
+    Backoff::default()
+        .with_initial(ms(50))
+        .with_max(ms(500))
         // Tests restart brokers seconds apart: every accepted CONNACK starts the
         // count again, so attempts number from 1 after each loss.
-        stable_after: Duration::ZERO,
-        ..Backoff::default()
-    }
+        .with_stable_after(Duration::ZERO)
 }
 
 /// Runs `fut` with a deadline; panics with `what` when it passes.
