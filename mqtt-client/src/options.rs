@@ -210,9 +210,9 @@ impl Options {
         self
     }
 
-    /// Session Expiry Interval in seconds (MQTT 5); `None` leaves it out (0: the
-    /// session ends with the connection). In 3.1.1 a session is kept when
-    /// `clean_start` is false.
+    /// Session Expiry Interval in seconds (MQTT 5); unset, it is left out of
+    /// CONNECT (0: the session ends with the connection). In 3.1.1 a session is
+    /// kept when `clean_start` is false.
     pub fn with_session_expiry(mut self, seconds: u32) -> Self {
         self.session_expiry_interval = Some(seconds);
         self
@@ -298,8 +298,7 @@ impl Options {
 
     /// The most QoS 1/2 messages we take in at once: advertised to an MQTT 5 server
     /// as Receive Maximum and enforced (a server that exceeds it is disconnected
-    /// with 0x93). It also bounds our outgoing window, together with the server's
-    /// Receive Maximum.
+    /// with 0x93). 100 by default.
     pub fn with_receive_maximum(mut self, n: u16) -> Self {
         self.receive_maximum = n.max(1);
         self
@@ -317,8 +316,9 @@ impl Options {
     /// excess is taken and counted ([`crate::engine::Engine::receive_maximum_overruns`]):
     /// mosquitto up to 2.0.12 overruns the Receive Maximum when it holds a backlog
     /// for the client, and on every resumed session after that, so a strict client
-    /// cannot drain that backlog. Memory stays bounded either way: the client stops
-    /// reading the socket while the application does not take messages.
+    /// cannot drain that backlog. Memory stays bounded either way: past the
+    /// backlog bound (`with_qos0_backlog` plus our Receive Maximum) the client stops
+    /// reading the socket until the application takes messages.
     pub fn with_strict_receive_maximum(mut self, on: bool) -> Self {
         self.strict_receive_maximum = on;
         self
@@ -343,7 +343,7 @@ impl Options {
         self
     }
 
-    /// Request Problem Information (MQTT 5); `None` leaves the server default (true).
+    /// Request Problem Information (MQTT 5); unset, the server's default (true).
     pub fn with_request_problem_information(mut self, on: bool) -> Self {
         self.request_problem_information = Some(on);
         self
