@@ -184,7 +184,7 @@ impl<C: Connector> Driver<C> {
         // message, not by the engine on arrival: credit follows what is pulled.
         options.auto_ack = false;
         let connect_timeout = options.connect_timeout;
-        let options_for_backlog = options.clone();
+        let undelivered = Backlog::new(&options);
         let flush_limit = options.ping_timeout.min(Duration::from_secs(5));
         let (engine, store) = match session {
             Some((store, session)) => (Engine::resume(options, session), Some(store)),
@@ -202,7 +202,7 @@ impl<C: Connector> Driver<C> {
             acks,
             ack_sender,
             messages,
-            undelivered: Backlog::new(&options_for_backlog),
+            undelivered,
             pending: None,
             commands_closed: false,
             disconnect_waiters: Vec::new(),
