@@ -243,9 +243,6 @@ pub enum EncodeError {
     /// A PUBLISH has a packet identifier with QoS 0, or none with QoS 1 or 2
     /// [MQTT-2.2.1-2].
     PacketIdMismatch,
-    /// MQTT 3.1.1 CONNECT with an empty Client Identifier and Clean Session 0
-    /// [MQTT-3.1.3-7].
-    EmptyClientIdWithoutCleanSession,
     /// The packet or field does not exist in the protocol version chosen (AUTH,
     /// properties, reason codes or options in MQTT 3.1.1).
     NotInVersion,
@@ -259,9 +256,6 @@ impl fmt::Display for EncodeError {
             Self::Invalid(e) => write!(f, "invalid packet: {e}"),
             Self::PacketIdMismatch => {
                 f.write_str("a PUBLISH has a packet identifier exactly when QoS > 0")
-            }
-            Self::EmptyClientIdWithoutCleanSession => {
-                f.write_str("an empty client identifier needs Clean Session (3.1.1)")
             }
             Self::NotInVersion => f.write_str("not representable in this protocol version"),
         }

@@ -89,6 +89,14 @@ fn connect_packet(
             properties.user_properties.push(property);
         }
     }
+    // [MQTT-3.1.3-7]: in 3.1.1 a zero-byte ClientId needs CleanSession 1 (MQTT 5
+    // lets the server assign one for a persistent session).
+    if opts.version == ProtocolVersion::V311 && client_id.is_empty() && !clean_start {
+        return Err(ConnectionError::InvalidOptions(
+            "client id: MQTT 3.1.1 needs a client id for a persistent session (clean_start false)"
+                .to_owned(),
+        ));
+    }
     let client_id = MqttString::try_from(client_id).map_err(|e| invalid("client id", &e))?;
     let username = match opts.username.as_deref() {
         Some(u) => Some(MqttString::try_from(u).map_err(|e| invalid("user name", &e))?),

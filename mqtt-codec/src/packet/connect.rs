@@ -201,11 +201,11 @@ impl Connect {
             if self.password.is_some() && self.username.is_none() {
                 return Err(DecodeError::PasswordWithoutUsername.into());
             }
-            // [MQTT-3.1.3-7] A zero-byte ClientId needs CleanSession 1. (The decoder
-            // accepts it: the server answers with CONNACK 0x02 [MQTT-3.1.3-8].)
-            if self.client_id.is_empty() && !self.clean_start {
-                return Err(EncodeError::EmptyClientIdWithoutCleanSession);
-            }
+            // A zero-byte ClientId with CleanSession 0 breaks [MQTT-3.1.3-7] but is
+            // well-formed: the decoder reads it (the server answers CONNACK 0x02
+            // [MQTT-3.1.3-8]) and so the encoder writes it, so that what decodes
+            // re-encodes (a proxy forwards it; the server refuses it). A client
+            // refuses it before encoding: mqtt-client's `Options` do.
         }
         if let Some(will) = &self.will {
             topic::check_topic_name(&will.topic)?;
