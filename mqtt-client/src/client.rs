@@ -32,15 +32,21 @@ pub enum ConnectionEvent {
     Connected {
         /// Whether the server resumed the session.
         session_present: bool,
+        /// The server connected to, as the connector names it (a URL without
+        /// its password for [`Servers`](crate::transport::Servers)).
+        server: String,
     },
     /// The connection ended; why, and who ended it ([`ConnectionError::initiator`]).
     Disconnected(ConnectionError),
     /// The next attempt starts after `delay`.
     Reconnecting {
-        /// Attempts since the last accepted CONNACK, this one included.
+        /// Rounds of attempts since the last accepted CONNACK, this one included
+        /// (a round tries every server of the list once).
         attempt: u32,
-        /// Delay before it.
+        /// Delay before it: zero while a round goes on to the next server.
         delay: Duration,
+        /// The server it goes to.
+        server: String,
     },
     /// A subscription restored after a lost session was refused.
     ResubscribeFailed {
@@ -135,11 +141,18 @@ impl Client {
     }
 
     fn spawn<C: Connector>(
-        options: Options,
+        mut options: Options,
         store: Option<Box<dyn SessionStore>>,
         connector: C,
         fail_fast: bool,
     ) -> Result<(Client, Incoming, FirstConnack), ConnectionError> {
+        // Credentials in the server URL, unless the options carry their own.
+        if options.username.is_none() && options.password.is_none() {
+            if let Some((user, password)) = connector.credentials() {
+                options.username = Some(user);
+                options.password = password;
+            }
+        }
         options.validate()?;
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| ConnectionError::NoRuntime)?;

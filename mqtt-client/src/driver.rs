@@ -20,7 +20,7 @@ use mqtt_codec::property::{
 use mqtt_codec::reason::ReasonCode;
 use mqtt_codec::string::MqttString;
 use mqtt_codec::QoS;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{AckToken, ConnectionEvent, Message, Shared};
@@ -30,7 +30,7 @@ use crate::engine::{
 use crate::error::{ConnectionError, PublishError, RequestError};
 use crate::options::{Options, Qos0Overflow};
 use crate::session::{Session, SessionChange, SessionStore};
-use crate::transport::Connector;
+use crate::transport::{Attempt, Connector, ReadHalf, TransportError, TransportStream, WriteHalf};
 
 /// A command from a [`crate::Client`] handle.
 #[derive(Debug)]
@@ -141,6 +141,10 @@ pub(crate) struct Driver<C: Connector> {
     changes: Vec<SessionChange>,
     connector: C,
     connect_timeout: Duration,
+    /// The client's Maximum Packet Size, for transports with frames of their own.
+    maximum_packet_size: u32,
+    /// The server of the current (or last) transport.
+    server: usize,
     shared: Arc<Shared>,
     commands: mpsc::Receiver<Command>,
     control: mpsc::UnboundedReceiver<Control>,
@@ -184,18 +188,22 @@ impl<C: Connector> Driver<C> {
         // message, not by the engine on arrival: credit follows what is pulled.
         options.auto_ack = false;
         let connect_timeout = options.connect_timeout;
+        let maximum_packet_size = options.maximum_packet_size;
         let undelivered = Backlog::new(&options);
         let flush_limit = options.ping_timeout.min(Duration::from_secs(5));
-        let (engine, store) = match session {
+        let (mut engine, store) = match session {
             Some((store, session)) => (Engine::resume(options, session), Some(store)),
             None => (Engine::new(options), None),
         };
+        engine.set_server_count(connector.server_count());
         Self {
             engine,
             store,
             changes: Vec::new(),
             connector,
             connect_timeout,
+            maximum_packet_size,
+            server: 0,
             shared,
             commands,
             control,
@@ -264,8 +272,10 @@ impl<C: Connector> Driver<C> {
 
     /// Opens a transport; the engine learns the outcome.
     async fn open(&mut self) -> Option<Halves<C::Stream>> {
+        self.server = self.engine.server_index();
+        let attempt = Attempt::new(self.server, self.maximum_packet_size);
         // A disconnect (or every handle dropped) ends a hanging attempt at once.
-        let attempt = tokio::time::timeout(self.connect_timeout, self.connector.connect());
+        let attempt = tokio::time::timeout(self.connect_timeout, self.connector.connect(attempt));
         let result = tokio::select! {
             result = attempt => result,
             control = self.control.recv() => {
@@ -285,23 +295,47 @@ impl<C: Connector> Driver<C> {
                 self.read_buf.clear();
                 self.transport_lost();
                 self.engine.handle_transport_open(now);
-                Some(tokio::io::split(stream))
+                Some(crate::transport::split(stream))
             }
             Ok(Err(e)) => {
-                self.open_failed(now, ConnectionError::io(e));
+                let error = self.transport_error(e);
+                self.open_failed(now, error);
                 None
             }
             Err(_) => {
-                self.open_failed(now, ConnectionError::ConnectTimeout);
+                let error = self.transport_error(TransportError::Timeout);
+                self.open_failed(now, error);
                 None
             }
         }
     }
 
+    /// A transport error of the current server, as the application sees it.
+    fn transport_error(&self, error: TransportError) -> ConnectionError {
+        match error {
+            TransportError::Io(e) => ConnectionError::io(e),
+            error => ConnectionError::Transport {
+                server: self.connector.server_name(self.server),
+                error: Arc::new(error),
+            },
+        }
+    }
+
+    /// A read or write error of an open transport: typed when the transport says
+    /// more than I/O (a TLS alert, a WebSocket close).
+    fn read_error(&self, error: std::io::Error) -> ConnectionError {
+        self.transport_error(TransportError::from_io(error))
+    }
+
     fn open_failed(&mut self, now: Instant, error: ConnectionError) {
         self.engine.handle_transport_error(now, error.clone());
+        if self.engine.round_in_progress() {
+            // Another server of the list is tried at once, `Client::connect`
+            // included: its error is that of the whole round.
+            return;
+        }
         if let Some(first) = self.first.take() {
-            // `Client::connect`: the first attempt's failure is the caller's error.
+            // `Client::connect`: the first round's failure is the caller's error.
             let _ = first.send(Err(error));
             // 0x00 and no properties: cannot be refused.
             let _ = self.engine.disconnect(
@@ -400,7 +434,8 @@ impl<C: Connector> Driver<C> {
                     Err(e) => {
                         *transport = None;
                         self.transport_lost();
-                        self.engine.handle_transport_error(now, ConnectionError::io(e));
+                        let error = self.read_error(e);
+                        self.engine.handle_transport_error(now, error);
                     }
                 }
             }
@@ -440,7 +475,8 @@ impl<C: Connector> Driver<C> {
                 if let Err(e) = result {
                     *transport = None;
                     self.transport_lost();
-                    self.engine.handle_transport_error(now(), ConnectionError::io(e));
+                    let error = self.read_error(e);
+                    self.engine.handle_transport_error(now(), error);
                 }
             }
         }
@@ -638,10 +674,10 @@ impl<C: Connector> Driver<C> {
                     .store(self.engine.connection_number(), Ordering::Release);
                 // Broadcast first: a receiver made right after `Client::connect`
                 // returns never sees this connection's event.
-                let _ = self
-                    .shared
-                    .events
-                    .send(ConnectionEvent::Connected { session_present });
+                let _ = self.shared.events.send(ConnectionEvent::Connected {
+                    session_present,
+                    server: self.connector.server_name(self.server),
+                });
                 if let Some(first) = self.first.take() {
                     let _ = first.send(Ok(()));
                 }
@@ -649,7 +685,10 @@ impl<C: Connector> Driver<C> {
             Event::ConnectionLost(error) => {
                 // Tokens of the lost connection are now stale.
                 self.shared.epoch.store(0, Ordering::Release);
-                if let Some(first) = self.first.take() {
+                // A round over several servers goes on before `Client::connect`
+                // gives up.
+                let more = self.engine.round_in_progress();
+                if let Some(first) = self.first.take_if(|_| !more) {
                     let _ = first.send(Err(error.clone()));
                     // 0x00 and no properties: cannot be refused.
                     let _ = self.engine.disconnect(
@@ -663,11 +702,16 @@ impl<C: Connector> Driver<C> {
                     .events
                     .send(ConnectionEvent::Disconnected(error));
             }
-            Event::Reconnecting { attempt, delay } => {
-                let _ = self
-                    .shared
-                    .events
-                    .send(ConnectionEvent::Reconnecting { attempt, delay });
+            Event::Reconnecting {
+                attempt,
+                delay,
+                server,
+            } => {
+                let _ = self.shared.events.send(ConnectionEvent::Reconnecting {
+                    attempt,
+                    delay,
+                    server: self.connector.server_name(server),
+                });
             }
             Event::ResubscribeFailed { filter, reason } => {
                 let _ = self.shared.events.send(ConnectionEvent::ResubscribeFailed {
@@ -834,17 +878,17 @@ fn fail_command(command: Command) {
     }
 }
 
-async fn read_some<S: tokio::io::AsyncRead>(
+async fn read_some<S: TransportStream>(
     reader: Option<&mut ReadHalf<S>>,
     buf: &mut BytesMut,
 ) -> std::io::Result<usize> {
     match reader {
-        Some(r) => r.read_buf(buf).await,
+        Some(r) => r.read_bytes(buf).await,
         None => std::future::pending().await,
     }
 }
 
-async fn write_some<S: tokio::io::AsyncWrite>(
+async fn write_some<S: TransportStream>(
     writer: Option<&mut WriteHalf<S>>,
     queue: &mut VecDeque<Chunk>,
 ) -> std::io::Result<()> {
@@ -880,7 +924,7 @@ async fn write_some<S: tokio::io::AsyncWrite>(
     Ok(())
 }
 
-async fn flush<S: tokio::io::AsyncWrite>(
+async fn flush<S: TransportStream>(
     writer: &mut WriteHalf<S>,
     queue: &mut VecDeque<Chunk>,
 ) -> std::io::Result<()> {

@@ -14,6 +14,8 @@ use mqtt_codec::error::{DecodeError, EncodeError};
 use mqtt_codec::property::AckProperties;
 use mqtt_codec::reason::ReasonCode;
 
+use crate::transport::TransportError;
+
 /// What the application can do about an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -76,8 +78,17 @@ pub enum ConnectionError {
     KeepAliveTimeout,
     /// No CONNACK arrived within the connect timeout.
     ConnectTimeout,
-    /// The transport failed.
+    /// The transport failed while the connection was up.
     Io(Arc<io::Error>),
+    /// The transport to `server` could not be opened (or broke with an error of
+    /// its own, such as a TLS alert or a WebSocket close). Fatal when
+    /// [`TransportError::is_fatal`] says so: the client then stops reconnecting.
+    Transport {
+        /// The server, as its connector names it (no password).
+        server: String,
+        /// What went wrong.
+        error: Arc<TransportError>,
+    },
     /// The transport was closed by the peer without DISCONNECT.
     TransportClosed,
     /// The application disconnected.
@@ -105,7 +116,7 @@ impl ConnectionError {
             | Self::InvalidOptions(_)
             | Self::SessionStore(_)
             | Self::NoRuntime => Initiator::Local,
-            Self::Io(_) | Self::TransportClosed => Initiator::Transport,
+            Self::Io(_) | Self::Transport { .. } | Self::TransportClosed => Initiator::Transport,
         }
     }
 
@@ -127,6 +138,8 @@ impl ConnectionError {
             Self::ProtocolViolation { .. } => ErrorKind::Protocol,
             Self::LocalDisconnect => ErrorKind::Closed,
             Self::InvalidOptions(_) | Self::NoRuntime => ErrorKind::Configuration,
+            Self::Transport { error, .. } if error.is_fatal() => ErrorKind::Configuration,
+            Self::Transport { .. } => ErrorKind::Transient,
             Self::SessionStore(_) => ErrorKind::Storage,
         }
     }
@@ -135,6 +148,7 @@ impl ConnectionError {
     pub fn is_fatal(&self) -> bool {
         match self {
             Self::Refused(r) => r.is_fatal(),
+            Self::Transport { error, .. } => error.is_fatal(),
             Self::LocalDisconnect
             | Self::InvalidOptions(_)
             | Self::SessionStore(_)
@@ -167,6 +181,7 @@ impl fmt::Display for ConnectionError {
             Self::KeepAliveTimeout => f.write_str("no PINGRESP within the ping timeout"),
             Self::ConnectTimeout => f.write_str("no CONNACK within the connect timeout"),
             Self::Io(e) => write!(f, "transport error: {e}"),
+            Self::Transport { server, error } => write!(f, "{server}: {error}"),
             Self::TransportClosed => f.write_str("the transport was closed without DISCONNECT"),
             Self::LocalDisconnect => f.write_str("disconnected by the application"),
             Self::InvalidOptions(what) => write!(f, "invalid options: {what}"),
@@ -180,6 +195,7 @@ impl std::error::Error for ConnectionError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Io(e) => Some(&**e),
+            Self::Transport { error, .. } => Some(&**error),
             Self::SessionStore(e) => Some(&**e),
             Self::ProtocolViolation {
                 detail: Violation::Decode(e),

@@ -496,7 +496,9 @@ async fn connack_read_while_the_application_is_behind() {
     );
     let mut conn = server.accept_connack().await;
     let (session_present, skipped) = wait_event(&mut events, WAIT, |e| match e {
-        ConnectionEvent::Connected { session_present } => Some(*session_present),
+        ConnectionEvent::Connected {
+            session_present, ..
+        } => Some(*session_present),
         _ => None,
     })
     .await;
@@ -836,7 +838,7 @@ async fn receive_maximum_exceeded_disconnects_with_0x93_and_reconnects() {
     );
     assert_matches!(
         next_event(&mut events).await,
-        ConnectionEvent::Reconnecting { attempt: 1, delay }
+        ConnectionEvent::Reconnecting { attempt: 1, delay, .. }
             if delay <= Duration::from_millis(20)
     );
     let _conn = server.accept_connack().await;
@@ -896,8 +898,9 @@ async fn garbage_disconnects_with_the_matching_reason_and_reconnects() {
             other => panic!("{what}: {other:?}"),
         }
         match next_event(&mut events).await {
-            ConnectionEvent::Reconnecting { attempt: 1, delay }
-                if delay >= Duration::from_millis(10) && delay <= Duration::from_millis(20) => {}
+            ConnectionEvent::Reconnecting {
+                attempt: 1, delay, ..
+            } if delay >= Duration::from_millis(10) && delay <= Duration::from_millis(20) => {}
             other => panic!("{what}: {other:?}"),
         }
         conn = server.accept_connack().await;

@@ -321,7 +321,8 @@ fn every_v5_connack_refusal_is_typed_and_fatal_ones_stop_reconnecting() {
                 events[1],
                 Event::Reconnecting {
                     attempt: 1,
-                    delay
+                    delay,
+                    ..
                 } if delay == SEC
             );
             assert_eq!(h.engine.state(), State::Idle);

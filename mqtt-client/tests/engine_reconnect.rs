@@ -57,8 +57,10 @@ fn fail_open(h: &mut Harness) {
 fn reconnecting(h: &mut Harness) -> (u32, Duration) {
     let events = h.events();
     match events.as_slice() {
-        [Event::Reconnecting { attempt, delay }] => (*attempt, *delay),
-        [Event::ConnectionLost(_), Event::Reconnecting { attempt, delay }] => (*attempt, *delay),
+        [Event::Reconnecting { attempt, delay, .. }] => (*attempt, *delay),
+        [Event::ConnectionLost(_), Event::Reconnecting { attempt, delay, .. }] => {
+            (*attempt, *delay)
+        }
         other => panic!("expected Reconnecting, got {other:#?}"),
     }
 }
@@ -115,7 +117,7 @@ fn reconnecting_events_number_the_attempts() {
         events.as_slice(),
         [
             Event::ConnectionLost(ConnectionError::Io(_)),
-            Event::Reconnecting { attempt: 1, delay }
+            Event::Reconnecting { attempt: 1, delay, .. }
         ] if *delay == Duration::from_millis(100)
     );
     for (attempt, ms) in [(2, 300), (3, 900), (4, 2_700)] {
@@ -403,4 +405,127 @@ fn a_connection_dropped_right_after_its_connack_does_not_reset_the_count() {
     h.advance(SEC * 5);
     h.drop_transport(reset());
     assert_eq!(reconnecting(&mut h), (1, SEC));
+}
+
+// ----- several servers: rounds -------------------------------------------------
+
+/// The `Reconnecting` event left, as (attempt, delay, server).
+fn reconnecting_to(h: &mut Harness) -> (u32, Duration, usize) {
+    let events = h.events();
+    match events.as_slice() {
+        [Event::Reconnecting {
+            attempt,
+            delay,
+            server,
+        }]
+        | [Event::ConnectionLost(_), Event::Reconnecting {
+            attempt,
+            delay,
+            server,
+        }] => (*attempt, *delay, *server),
+        other => panic!("expected Reconnecting, got {other:#?}"),
+    }
+}
+
+/// With three servers, a failed attempt moves to the next server at once; the
+/// backoff applies only when the round is back where it started, and counts
+/// rounds (`max_attempts` 2: the first round and two more, then closed).
+#[test]
+fn a_failed_attempt_tries_the_next_server_at_once_and_backoff_applies_between_rounds() {
+    let b = backoff(1_000, 10_000, 2.0).with_max_attempts(Some(2));
+    let mut h = Harness::new(with_backoff(b));
+    h.engine.set_server_count(3);
+    assert_eq!(h.engine.server_index(), 0);
+    let ms = Duration::from_millis;
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let server = h.engine.server_index();
+        fail_open(&mut h);
+        let events = h.events();
+        match events.as_slice() {
+            [Event::Reconnecting {
+                attempt,
+                delay,
+                server: next,
+            }] => {
+                seen.push((server, *attempt, *delay, *next));
+                h.advance_to_reconnect();
+            }
+            [Event::Closed(_)] => {
+                seen.push((server, 0, Duration::ZERO, usize::MAX));
+                break;
+            }
+            other => panic!("unexpected {other:#?}"),
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (0, 0, ms(0), 1),
+            (1, 0, ms(0), 2),
+            (2, 1, ms(1_000), 0),
+            (0, 1, ms(0), 1),
+            (1, 1, ms(0), 2),
+            (2, 2, ms(2_000), 0),
+            (0, 2, ms(0), 1),
+            (1, 2, ms(0), 2),
+            // The third round is over and `max_attempts` is 2: closed.
+            (2, 0, ms(0), usize::MAX),
+        ]
+    );
+    assert_eq!(h.engine.state(), State::Closed);
+}
+
+/// A connection lost after CONNACK starts the next round at the server that
+/// served; `round_in_progress` says whether another server is due at once.
+#[test]
+fn a_round_starts_at_the_server_that_served_last() {
+    let mut h = Harness::new(with_backoff(backoff(1_000, 10_000, 2.0)));
+    h.engine.set_server_count(2);
+    fail_open(&mut h);
+    assert_eq!(reconnecting_to(&mut h), (0, Duration::ZERO, 1));
+    assert!(h.engine.round_in_progress());
+    h.advance_to_reconnect();
+    h.open();
+    assert_eq!(h.engine.server_index(), 1);
+    h.connack(false, ConnAckProperties::EMPTY);
+    h.events();
+    h.drop_transport(reset());
+    // Server 1 served: it is tried first, after the backoff.
+    assert_eq!(reconnecting_to(&mut h), (1, Duration::from_secs(1), 1));
+    assert!(!h.engine.round_in_progress());
+    h.advance_to_reconnect();
+    fail_open(&mut h);
+    assert_eq!(reconnecting_to(&mut h), (1, Duration::ZERO, 0));
+    h.advance_to_reconnect();
+    fail_open(&mut h);
+    assert_eq!(reconnecting_to(&mut h), (2, Duration::from_secs(2), 1));
+}
+
+/// An attempt that opened the transport but got no CONNACK (refused, timed out)
+/// also moves on to the next server.
+#[test]
+fn a_refused_connack_moves_to_the_next_server() {
+    let mut h = Harness::new(with_backoff(backoff(1_000, 10_000, 2.0)));
+    h.engine.set_server_count(2);
+    h.open();
+    h.deliver(ConnAck {
+        session_present: false,
+        reason_code: ReasonCode::SERVER_UNAVAILABLE,
+        properties: ConnAckProperties::EMPTY,
+    });
+    h.close_if_done();
+    let events = h.events();
+    assert_matches!(
+        events.as_slice(),
+        [
+            Event::ConnectionLost(ConnectionError::Refused(_)),
+            Event::Reconnecting {
+                attempt: 0,
+                server: 1,
+                ..
+            }
+        ]
+    );
+    assert_eq!(h.engine.server_index(), 1);
 }

@@ -178,7 +178,7 @@ fn reconnecting(events: &[ConnectionEvent]) -> Vec<(u32, Duration)> {
     events
         .iter()
         .filter_map(|e| match e {
-            ConnectionEvent::Reconnecting { attempt, delay } => Some((*attempt, *delay)),
+            ConnectionEvent::Reconnecting { attempt, delay, .. } => Some((*attempt, *delay)),
             _ => None,
         })
         .collect()

@@ -98,27 +98,45 @@ impl<T> Engine<T> {
         if was_up {
             self.events.push_back(Event::ConnectionLost(error.clone()));
         }
+        // A connection that reached CONNACK starts a new round at its server; an
+        // attempt that did not moves on to the next server, at once unless the
+        // round is over.
+        let reached = self.connected_at.is_some();
         if let Some(at) = self.connected_at.take() {
             if now.saturating_duration_since(at) >= self.opts.reconnect.stable_after {
                 self.attempt = 0;
             }
         }
-        self.attempt = self.attempt.saturating_add(1);
-        let exhausted = self
-            .opts
-            .reconnect
-            .max_attempts
-            .is_some_and(|max| self.attempt > max);
+        if reached {
+            self.round_start = self.server_index;
+        } else {
+            self.server_index = (self.server_index + 1) % self.servers;
+        }
+        let round_over = reached || self.server_index == self.round_start;
+        if round_over {
+            self.attempt = self.attempt.saturating_add(1);
+        }
+        let exhausted = round_over
+            && self
+                .opts
+                .reconnect
+                .max_attempts
+                .is_some_and(|max| self.attempt > max);
         if fatal || exhausted {
             self.close_for_good(error);
             return;
         }
-        let delay = self.backoff_delay(self.attempt);
+        let delay = if round_over {
+            self.backoff_delay(self.attempt)
+        } else {
+            Duration::ZERO
+        };
         self.state = State::Idle;
         self.timers.set(Timer::Reconnect, now + delay);
         self.events.push_back(Event::Reconnecting {
             attempt: self.attempt,
             delay,
+            server: self.server_index,
         });
     }
 

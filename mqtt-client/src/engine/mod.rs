@@ -175,6 +175,12 @@ pub struct Engine<T> {
     attempt: u32,
     /// When the current connection's CONNACK was accepted.
     connected_at: Option<Instant>,
+    /// How many servers the driver can dial, and which one the next (or current)
+    /// connection uses: a failed attempt moves to the next at once, and the
+    /// backoff applies once the round is back at `round_start`.
+    servers: usize,
+    server_index: usize,
+    round_start: usize,
     /// QoS 1/2 messages taken beyond our Receive Maximum (lenient mode).
     overruns: u64,
     rng: u64,
@@ -239,6 +245,9 @@ impl<T> Engine<T> {
             ping_left: None,
             attempt: 0,
             connected_at: None,
+            servers: 1,
+            server_index: 0,
+            round_start: 0,
             overruns: 0,
             rng,
             events: VecDeque::new(),
@@ -286,6 +295,30 @@ impl<T> Engine<T> {
     /// What the server said in the last accepted CONNACK.
     pub fn server(&self) -> &ServerInfo {
         &self.server
+    }
+
+    /// Tells the engine how many servers the driver can dial (1 by default;
+    /// clamped to at least 1). Attempts go through them in turn: a connection
+    /// attempt that fails before CONNACK is accepted moves to the next server at
+    /// once, and the reconnect backoff applies between rounds. A round starts at
+    /// the server that served last, so a client that lost its connection tries the
+    /// same server first. `max_attempts` of [`crate::Backoff`] counts rounds.
+    pub fn set_server_count(&mut self, servers: usize) {
+        self.servers = servers.max(1);
+        self.server_index %= self.servers;
+        self.round_start %= self.servers;
+    }
+
+    /// The server the next connection attempt goes to (or the current connection
+    /// uses): an index below [`Engine::set_server_count`]'s count.
+    pub fn server_index(&self) -> usize {
+        self.server_index
+    }
+
+    /// True while a round of attempts over the servers is under way and the next
+    /// attempt is due at once (another server of the list is left to try).
+    pub fn round_in_progress(&self) -> bool {
+        self.state == State::Idle && self.server_index != self.round_start
     }
 
     /// The connection counter (1 for the first transport).

@@ -41,8 +41,10 @@ pub enum Event<T> {
         /// Attempts since the last established connection (see
         /// [`crate::Backoff::with_stable_after`]), this one included.
         attempt: u32,
-        /// The delay before it.
+        /// The delay before it: zero while a round over several servers goes on.
         delay: Duration,
+        /// The server it goes to ([`Engine::server_index`](super::Engine::server_index)).
+        server: usize,
     },
     /// The client is closed for good: the error says why.
     Closed(ConnectionError),

@@ -42,6 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use mqtt_client::transport::{Attempt, TransportError};
 use mqtt_client::{
     Backoff, Client, ConnectionEvent, Connector, Incoming, Options, PacketId, ProtocolVersion, QoS,
 };
@@ -169,17 +170,16 @@ pub(crate) struct Scripted {
 impl Connector for Scripted {
     type Stream = DuplexStream;
 
-    async fn connect(&self) -> io::Result<DuplexStream> {
+    async fn connect(&self, _: Attempt) -> Result<DuplexStream, TransportError> {
         self.switches.attempts.send_modify(|n| *n += 1);
         if self.switches.hanging.load(Ordering::SeqCst) {
             // A server that drops the SYN: only the driver's connect timeout ends it.
             std::future::pending::<()>().await;
         }
         if self.switches.failing.load(Ordering::SeqCst) {
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionRefused,
-                "scripted server down",
-            ));
+            return Err(
+                io::Error::new(io::ErrorKind::ConnectionRefused, "scripted server down").into(),
+            );
         }
         let (client, server) = tokio::io::duplex(self.capacity);
         self.streams

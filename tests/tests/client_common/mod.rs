@@ -124,7 +124,9 @@ pub(crate) async fn wait_reconnected(events: &mut broadcast::Receiver<Connection
     .await
     .0
     {
-        ConnectionEvent::Connected { session_present } => session_present,
+        ConnectionEvent::Connected {
+            session_present, ..
+        } => session_present,
         _ => unreachable!(),
     }
 }
