@@ -88,6 +88,8 @@ const CONFIG_FILE: &str = "mosquitto.conf";
 pub struct Mosquitto {
     dir: PathBuf,
     port: u16,
+    /// The ports of the extra listeners, in the order they were added.
+    extra_ports: Vec<u16>,
     /// The current process; `None` once it has exited and been reaped.
     child: Option<Child>,
     /// The pid of the current (or last) process.
@@ -105,6 +107,8 @@ pub struct MosquittoBuilder {
     persistence: bool,
     autosave_interval: Option<u32>,
     lines: Vec<String>,
+    /// Extra listeners: the lines that follow `listener PORT 127.0.0.1`.
+    listeners: Vec<Vec<String>>,
 }
 
 impl MosquittoBuilder {
@@ -135,6 +139,20 @@ impl MosquittoBuilder {
         self
     }
 
+    /// Adds a listener on a port of its own (`listener PORT 127.0.0.1`, then
+    /// `lines`, such as `protocol websockets` or `certfile ...`), after every other
+    /// line; [`Mosquitto::listener_port`] gives its port, by the order added.
+    #[must_use]
+    pub fn listener<I, S>(mut self, lines: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.listeners
+            .push(lines.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Starts the broker and waits until it accepts TCP connections.
     ///
     /// Each attempt uses a fresh ephemeral port; if the broker exits or is not
@@ -150,6 +168,7 @@ impl MosquittoBuilder {
         let mut broker = Mosquitto {
             dir,
             port: 0,
+            extra_ports: Vec::new(),
             child: None,
             pid: 0,
             cpu_done: Duration::ZERO,
@@ -157,7 +176,8 @@ impl MosquittoBuilder {
         let mut failures = String::new();
         for attempt in 1..=START_ATTEMPTS {
             broker.port = free_port();
-            let config = self.config(&broker.dir, broker.port);
+            broker.extra_ports = self.listeners.iter().map(|_| free_port()).collect();
+            let config = self.config(&broker.dir, broker.port, &broker.extra_ports);
             fs::write(broker.config_path(), config).unwrap_or_else(|e| {
                 panic!(
                     "cannot write mosquitto config {}: {e}",
@@ -177,7 +197,7 @@ impl MosquittoBuilder {
         );
     }
 
-    fn config(&self, dir: &Path, port: u16) -> String {
+    fn config(&self, dir: &Path, port: u16, extra_ports: &[u16]) -> String {
         let mut config = format!(
             "user root\n\
              per_listener_settings false\n\
@@ -199,6 +219,12 @@ impl MosquittoBuilder {
         }
         for line in &self.lines {
             let _ = writeln!(config, "{line}");
+        }
+        for (lines, port) in self.listeners.iter().zip(extra_ports) {
+            let _ = writeln!(config, "listener {port} 127.0.0.1");
+            for line in lines {
+                let _ = writeln!(config, "{line}");
+            }
         }
         config
     }
@@ -223,6 +249,19 @@ impl Mosquitto {
     /// The TCP port the broker listens on (the same across restarts).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the `index`th listener added with
+    /// [`MosquittoBuilder::listener`].
+    ///
+    /// # Panics
+    ///
+    /// If there is no such listener.
+    pub fn listener_port(&self, index: usize) -> u16 {
+        self.extra_ports
+            .get(index)
+            .copied()
+            .expect("no listener with this index")
     }
 
     /// `127.0.0.1:port`.

@@ -11,6 +11,9 @@ pub mod strategies;
 /// A real mosquitto broker per test, on its own port: see [`broker::Mosquitto`].
 pub mod broker;
 
+/// An HTTP CONNECT proxy for the tests: see [`proxy::ConnectProxy`].
+pub mod proxy;
+
 pub mod fixtures {
     //! The fixture catalogue: see [`all`].
     //!
