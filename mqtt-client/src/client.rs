@@ -88,14 +88,24 @@ pub(crate) struct Shared {
     pub(crate) client_id: Mutex<String>,
     pub(crate) closed: Mutex<Option<ConnectionError>>,
     pub(crate) events: broadcast::Sender<ConnectionEvent>,
-    /// The protocol version, for checking ack reason codes where they are given.
-    pub(crate) version: mqtt_codec::ProtocolVersion,
+    /// The protocol version of the last connection (it changes once, when the
+    /// MQTT 3.1.1 fallback is taken), for checking reason codes where they are given.
+    pub(crate) version: Mutex<mqtt_codec::ProtocolVersion>,
     /// Ack tokens of the current connection dropped unacknowledged.
     pub(crate) dropped_tokens: AtomicU64,
     /// QoS 0 messages dropped because the application was behind.
     pub(crate) dropped_qos0: AtomicU64,
     /// True once the driver task has ended.
     pub(crate) finished: watch::Sender<bool>,
+}
+
+impl Shared {
+    pub(crate) fn version(&self) -> mqtt_codec::ProtocolVersion {
+        *self
+            .version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// A handle to a running client: cheap to clone, usable from any task.
@@ -193,7 +203,7 @@ impl Client {
             client_id: Mutex::new(client_id),
             closed: Mutex::new(None),
             events,
-            version: options.version,
+            version: Mutex::new(options.version),
             dropped_tokens: AtomicU64::new(0),
             dropped_qos0: AtomicU64::new(0),
             finished: watch::Sender::new(false),
@@ -371,7 +381,7 @@ impl Client {
         properties: DisconnectProperties,
     ) -> Result<(), RequestError> {
         // Checked here, so that a refusal never disturbs the connection.
-        crate::engine::disconnect_packet(self.shared.version, reason, properties.clone())?;
+        crate::engine::disconnect_packet(self.shared.version(), reason, properties.clone())?;
         let (done, rx) = oneshot::channel();
         // Its own channel: a disconnect never waits behind publishes that wait for
         // room in the window.
@@ -754,7 +764,7 @@ impl AckToken {
             QoS::ExactlyOnce => PacketType::PubRec,
             _ => PacketType::PubAck,
         };
-        if reason.is_valid_in(kind, self.shared.version) {
+        if reason.is_valid_in(kind, self.shared.version()) {
             Ok(())
         } else {
             Err(AckError::InvalidReasonCode)

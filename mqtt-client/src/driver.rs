@@ -272,6 +272,12 @@ impl<C: Connector> Driver<C> {
 
     /// Opens a transport; the engine learns the outcome.
     async fn open(&mut self) -> Option<Halves<C::Stream>> {
+        if let Some(reference) = self.engine.take_redirect() {
+            if let Some(server) = self.connector.redirect(&reference, self.server) {
+                self.engine
+                    .redirected(server, self.connector.server_count());
+            }
+        }
         self.server = self.engine.server_index();
         let attempt = Attempt::new(self.server, self.maximum_packet_size);
         // A disconnect (or every handle dropped) ends a hanging attempt at once.
@@ -663,6 +669,9 @@ impl<C: Connector> Driver<C> {
             | Event::SubscribeDone { .. }
             | Event::UnsubscribeDone { .. } => {}
             Event::Connected { session_present } => {
+                if let Ok(mut version) = self.shared.version.lock() {
+                    *version = self.engine.version();
+                }
                 if let Ok(mut server) = self.shared.server.lock() {
                     *server = self.engine.server().clone();
                 }

@@ -144,6 +144,17 @@ impl ConnectionError {
         }
     }
 
+    /// The Server Reference the server gave with a refusal or a DISCONNECT.
+    pub fn server_reference(&self) -> Option<&str> {
+        match self {
+            Self::Refused(r) => r.server_reference.as_deref(),
+            Self::ServerDisconnect {
+                server_reference, ..
+            } => server_reference.as_deref(),
+            _ => None,
+        }
+    }
+
     /// True when reconnecting cannot help (bad credentials, banned, ...).
     pub fn is_fatal(&self) -> bool {
         match self {
@@ -244,6 +255,8 @@ pub struct ConnectRefusal {
     pub reason: ReasonCode,
     /// The Reason String, if any.
     pub reason_string: Option<String>,
+    /// The Server Reference, if any (0x9C Use another server, 0x9D Server moved).
+    pub server_reference: Option<String>,
 }
 
 impl ConnectRefusal {
@@ -275,6 +288,7 @@ impl ConnectRefusal {
             kind,
             reason,
             reason_string,
+            server_reference: None,
         }
     }
 

@@ -84,6 +84,10 @@ pub struct Options {
     pub(crate) reconnect: Backoff,
     /// Resubscribe to every active subscription when a reconnection finds no session.
     pub(crate) restore_subscriptions: bool,
+    /// Fall back to MQTT 3.1.1 when the server refuses MQTT 5.
+    pub(crate) protocol_fallback: bool,
+    /// Follow a Server Reference (CONNACK 0x9C/0x9D, DISCONNECT).
+    pub(crate) follow_redirects: bool,
     /// What to do with outgoing messages still unfinished when a reconnection
     /// finds no session.
     pub(crate) session_lost: SessionLostPolicy,
@@ -123,6 +127,8 @@ impl std::fmt::Debug for Options {
             .field("request_queue", &self.request_queue)
             .field("reconnect", &self.reconnect)
             .field("restore_subscriptions", &self.restore_subscriptions)
+            .field("protocol_fallback", &self.protocol_fallback)
+            .field("follow_redirects", &self.follow_redirects)
             .field("session_lost", &self.session_lost)
             .field("auto_ack", &self.auto_ack)
             .field("qos0_backlog", &self.qos0_backlog)
@@ -156,6 +162,8 @@ impl Options {
             request_queue: 100,
             reconnect: Backoff::default(),
             restore_subscriptions: true,
+            protocol_fallback: false,
+            follow_redirects: false,
             session_lost: SessionLostPolicy::ResendAsNew,
             auto_ack: false,
             qos0_backlog: 1000,
@@ -354,6 +362,29 @@ impl Options {
     /// wait. Bounds the memory of a client whose server is slow or away.
     pub fn with_request_queue(mut self, n: usize) -> Self {
         self.request_queue = n.max(1);
+        self
+    }
+
+    /// Falls back to MQTT 3.1.1 when an MQTT 5 CONNECT is refused for its
+    /// protocol version (CONNACK 0x84, or the 3.1.1 answer, return code 1): the
+    /// next attempt, at once, is an MQTT 3.1.1 CONNECT to the same server, and
+    /// the client stays on 3.1.1 from then on (MQTT 5 properties of the options
+    /// are left out). Off by default: without it such a refusal is fatal.
+    pub fn with_protocol_fallback(mut self, on: bool) -> Self {
+        self.protocol_fallback = on;
+        self
+    }
+
+    /// Follows a Server Reference: when a CONNACK refuses with 0x9C (Use another
+    /// server) or 0x9D (Server moved), or a DISCONNECT carries a reference, the
+    /// next attempt goes at once to the server it names, if the connector can
+    /// reach it ([`crate::Connector::redirect`]; [`crate::transport::Servers`]
+    /// takes `host[:port]` with the current server's scheme, or a URL). Off by
+    /// default: the reference comes from the network, and the client would send
+    /// its credentials there. Either way the reference is in the error
+    /// ([`crate::ConnectionError::server_reference`]).
+    pub fn with_follow_redirects(mut self, on: bool) -> Self {
+        self.follow_redirects = on;
         self
     }
 

@@ -529,3 +529,134 @@ fn a_refused_connack_moves_to_the_next_server() {
     );
     assert_eq!(h.engine.server_index(), 1);
 }
+
+// ----- MQTT 3.1.1 fallback -------------------------------------------------------
+
+/// With the fallback on, a 3.1.1 server's answer to an MQTT 5 CONNECT (CONNACK
+/// return code 1, in the 3.1.1 format) makes the next attempt, at once, a 3.1.1
+/// CONNECT; and the client stays on 3.1.1.
+#[test]
+fn a_3_1_1_server_refusing_mqtt_5_is_retried_with_3_1_1() {
+    let mut h =
+        Harness::new(with_backoff(backoff(1_000, 10_000, 2.0)).with_protocol_fallback(true));
+    let connect = h.open();
+    assert_eq!(connect.protocol_version, V5);
+    // 3.1.1 CONNACK: flags 0, return code 1 (unacceptable protocol level).
+    h.deliver_bytes(&[0x20, 0x02, 0x00, 0x01]);
+    h.close_if_done();
+    let events = h.events();
+    assert_matches!(
+        events.as_slice(),
+        [
+            Event::ConnectionLost(ConnectionError::Refused(r)),
+            Event::Reconnecting { delay, .. }
+        ] if r.reason == ReasonCode::UNSUPPORTED_PROTOCOL_VERSION && *delay == Duration::ZERO
+    );
+    assert_eq!(h.engine.version(), ProtocolVersion::V311);
+    h.version = ProtocolVersion::V311;
+    h.advance_to_reconnect();
+    let connect = h.open();
+    assert_eq!(connect.protocol_version, ProtocolVersion::V311);
+    h.connack(false, ConnAckProperties::EMPTY);
+    assert_matches!(h.events().as_slice(), [Event::Connected { .. }]);
+}
+
+/// An MQTT 5 server's refusal 0x84 with the fallback on is retried with 3.1.1;
+/// without it, the refusal is fatal.
+#[test]
+fn connack_0x84_falls_back_only_when_asked() {
+    for fallback in [true, false] {
+        let mut h = Harness::new(
+            with_backoff(backoff(1_000, 10_000, 2.0)).with_protocol_fallback(fallback),
+        );
+        h.open();
+        h.deliver(ConnAck {
+            session_present: false,
+            reason_code: ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
+            properties: ConnAckProperties::EMPTY,
+        });
+        h.close_if_done();
+        let events = h.events();
+        if fallback {
+            assert_matches!(
+                events.as_slice(),
+                [Event::ConnectionLost(_), Event::Reconnecting { .. }]
+            );
+            assert_eq!(h.engine.version(), ProtocolVersion::V311);
+        } else {
+            assert_matches!(
+                events.as_slice(),
+                [Event::ConnectionLost(_), Event::Closed(_)]
+            );
+            assert_eq!(h.engine.version(), V5);
+        }
+    }
+}
+
+// ----- Server redirection --------------------------------------------------------
+
+fn refused_with_reference(h: &mut Harness, code: ReasonCode, reference: &str) {
+    h.open();
+    let mut properties = ConnAckProperties::EMPTY;
+    properties.server_reference = Some(reference.try_into().unwrap());
+    h.deliver(ConnAck {
+        session_present: false,
+        reason_code: code,
+        properties,
+    });
+    h.close_if_done();
+}
+
+/// CONNACK 0x9D with a Server Reference: the reference is in the error either
+/// way; with `follow_redirects` the next attempt is at once and the driver gets
+/// the reference; without it, the usual backoff and no redirect.
+#[test]
+fn a_server_reference_is_surfaced_and_followed_when_asked() {
+    for follow in [true, false] {
+        let mut h =
+            Harness::new(with_backoff(backoff(1_000, 10_000, 2.0)).with_follow_redirects(follow));
+        refused_with_reference(&mut h, ReasonCode::SERVER_MOVED, "other.example.com:1884");
+        let events = h.events();
+        let (error, delay) = match events.as_slice() {
+            [Event::ConnectionLost(e), Event::Reconnecting { delay, .. }] => (e.clone(), *delay),
+            other => panic!("unexpected {other:#?}"),
+        };
+        assert_eq!(error.server_reference(), Some("other.example.com:1884"));
+        if follow {
+            assert_eq!(delay, Duration::ZERO);
+            assert_eq!(
+                h.engine.take_redirect().as_deref(),
+                Some("other.example.com:1884")
+            );
+            h.engine.redirected(1, 2);
+            assert_eq!(h.engine.server_index(), 1);
+        } else {
+            assert_eq!(delay, Duration::from_secs(1));
+            assert_eq!(h.engine.take_redirect(), None);
+        }
+    }
+}
+
+/// Redirects are followed a bounded number of times in a row: a loop of them
+/// falls back to the backoff.
+#[test]
+fn a_loop_of_redirects_is_bounded() {
+    let mut h = Harness::new(with_backoff(backoff(1_000, 10_000, 2.0)).with_follow_redirects(true));
+    let mut immediate = 0;
+    for _ in 0..10 {
+        refused_with_reference(&mut h, ReasonCode::USE_ANOTHER_SERVER, "a:1");
+        let events = h.events();
+        match events.as_slice() {
+            [Event::ConnectionLost(_), Event::Reconnecting { delay, .. }]
+                if *delay == Duration::ZERO =>
+            {
+                immediate += 1;
+            }
+            [Event::ConnectionLost(_), Event::Reconnecting { .. }] => break,
+            other => panic!("unexpected {other:#?}"),
+        }
+        h.engine.take_redirect();
+        h.advance_to_reconnect();
+    }
+    assert_eq!(immediate, 5);
+}

@@ -27,6 +27,17 @@ impl<T> Engine<T> {
             match self.decoder.decode(buf) {
                 Ok(Some(packet)) => self.handle_packet(now, packet),
                 Ok(None) => break,
+                Err(mqtt_codec::error::DecodeError::InvalidReasonCode {
+                    packet_type: PacketType::ConnAck,
+                    code: 1,
+                }) if self.state == State::Connecting && self.version == ProtocolVersion::V5 => {
+                    // A 3.1.1 server's answer to an MQTT 5 CONNECT: return code 1,
+                    // unacceptable protocol level [MQTT-3.1.2-2 of 3.1.1].
+                    self.timers.stop(Timer::ConnectTimeout);
+                    let refusal =
+                        ConnectRefusal::new(ReasonCode::UNSUPPORTED_PROTOCOL_VERSION, None);
+                    self.refused(now, refusal);
+                }
                 Err(e) => {
                     // Some decode errors carry a CONNACK-only code (0x84, for a
                     // CONNECT the server must not send anyway): DISCONNECT says
@@ -105,7 +116,7 @@ impl<T> Engine<T> {
     fn on_connack(&mut self, now: Instant, connack: ConnAck) {
         self.timers.stop(Timer::ConnectTimeout);
         if !connack.reason_code.is_success() {
-            let refusal = ConnectRefusal::new(
+            let mut refusal = ConnectRefusal::new(
                 connack.reason_code,
                 connack
                     .properties
@@ -113,8 +124,12 @@ impl<T> Engine<T> {
                     .as_ref()
                     .map(|s| s.to_string()),
             );
-            // The server closes the connection after a refusal [MQTT-3.2.2-7].
-            self.end_connection(now, ConnectionError::Refused(refusal), None);
+            refusal.server_reference = connack
+                .properties
+                .server_reference
+                .as_ref()
+                .map(|s| s.to_string());
+            self.refused(now, refusal);
             return;
         }
         // [MQTT-3.2.2-4] (v5) / [MQTT-3.2.2-1] (3.1.1): a clean start has no session.
@@ -141,6 +156,7 @@ impl<T> Engine<T> {
         }
         self.state = State::Connected;
         self.connected_at = Some(now);
+        self.redirects = 0;
         self.had_session = true;
         if let Some(at) = self.last_tx {
             self.wrote(at);
@@ -150,6 +166,16 @@ impl<T> Engine<T> {
             self.session_lost();
         }
         self.resend_after_connack(now, session_present);
+    }
+
+    /// CONNACK refused the connection; the server closes it [MQTT-3.2.2-7].
+    fn refused(&mut self, now: Instant, refusal: ConnectRefusal) {
+        if refusal.kind == crate::error::RefusalKind::UnsupportedProtocolVersion
+            && self.opts.protocol_fallback
+        {
+            self.fallback = true;
+        }
+        self.end_connection(now, ConnectionError::Refused(refusal), None);
     }
 
     /// The server kept no session: our half of it goes too, except what the

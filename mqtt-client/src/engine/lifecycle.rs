@@ -12,6 +12,9 @@ use super::connect::disconnect_packet;
 use super::{Engine, Event, State, Timer};
 use crate::error::{ConnectionError, PublishError, RequestError};
 
+/// Server References followed in a row (without an accepted CONNACK between).
+const MAX_REDIRECTS: u32 = 5;
+
 impl<T> Engine<T> {
     // ----- transport lifecycle -------------------------------------------------
 
@@ -94,9 +97,39 @@ impl<T> Engine<T> {
                 result: Err(PublishError::ConnectionLost),
             });
         }
-        let fatal = self.closing_for_good || error.is_fatal() || !self.opts.reconnect.enabled;
+        // A refusal of MQTT 5 with the fallback on, or a Server Reference to follow
+        // (a bounded number of times), makes the next attempt at once.
+        let fallback = std::mem::take(&mut self.fallback) && self.version == ProtocolVersion::V5;
+        let redirect = error
+            .server_reference()
+            .filter(|_| self.opts.follow_redirects && self.redirects < MAX_REDIRECTS)
+            .and_then(|r| r.split_whitespace().next())
+            .map(str::to_owned);
+        let retry_now = fallback || redirect.is_some();
+        let fatal = self.closing_for_good
+            || (error.is_fatal() && !retry_now)
+            || !self.opts.reconnect.enabled;
         if was_up {
             self.events.push_back(Event::ConnectionLost(error.clone()));
+        }
+        if retry_now && !fatal {
+            if fallback {
+                self.version = ProtocolVersion::V311;
+                self.opts.version = ProtocolVersion::V311;
+            }
+            if redirect.is_some() {
+                self.redirects += 1;
+            }
+            self.redirect = redirect;
+            self.connected_at = None;
+            self.state = State::Idle;
+            self.timers.set(Timer::Reconnect, now);
+            self.events.push_back(Event::Reconnecting {
+                attempt: self.attempt,
+                delay: Duration::ZERO,
+                server: self.server_index,
+            });
+            return;
         }
         // A connection that reached CONNACK starts a new round at its server; an
         // attempt that did not moves on to the next server, at once unless the

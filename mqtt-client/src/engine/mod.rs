@@ -181,6 +181,13 @@ pub struct Engine<T> {
     servers: usize,
     server_index: usize,
     round_start: usize,
+    /// The last refusal asked for the MQTT 3.1.1 fallback.
+    fallback: bool,
+    /// A Server Reference to follow on the next attempt, and how many were
+    /// followed since the last accepted CONNACK (bounded: a loop of redirects
+    /// falls back to the backoff).
+    redirect: Option<String>,
+    redirects: u32,
     /// QoS 1/2 messages taken beyond our Receive Maximum (lenient mode).
     overruns: u64,
     rng: u64,
@@ -248,6 +255,9 @@ impl<T> Engine<T> {
             servers: 1,
             server_index: 0,
             round_start: 0,
+            fallback: false,
+            redirect: None,
+            redirects: 0,
             overruns: 0,
             rng,
             events: VecDeque::new(),
@@ -313,6 +323,23 @@ impl<T> Engine<T> {
     /// uses): an index below [`Engine::set_server_count`]'s count.
     pub fn server_index(&self) -> usize {
         self.server_index
+    }
+
+    /// The Server Reference the next attempt should go to, when
+    /// [`crate::Options::with_follow_redirects`] is on and the last connection
+    /// ended with one. The driver maps it to a server it can dial and reports
+    /// that with [`Engine::redirected`]; if it cannot, the attempt goes to
+    /// [`Engine::server_index`] as usual.
+    pub fn take_redirect(&mut self) -> Option<String> {
+        self.redirect.take()
+    }
+
+    /// The driver follows a redirect to server `server` of a list that now holds
+    /// `count` servers: that server serves the next attempt and starts its round.
+    pub fn redirected(&mut self, server: usize, count: usize) {
+        self.servers = count.max(1);
+        self.server_index = server % self.servers;
+        self.round_start = self.server_index;
     }
 
     /// True while a round of attempts over the servers is under way and the next

@@ -86,6 +86,16 @@ pub trait Connector: Send + Sync + 'static {
         format!("server {server}")
     }
 
+    /// A Server Reference to follow (see
+    /// [`Options::with_follow_redirects`](crate::Options::with_follow_redirects)),
+    /// given while connected to server `from`: the index of a server the
+    /// connector can dial for it (it may grow its list: [`Connector::server_count`]
+    /// is asked again), or `None` to ignore it. By default, ignored.
+    fn redirect(&self, reference: &str, from: usize) -> Option<usize> {
+        let _ = (reference, from);
+        None
+    }
+
     /// MQTT credentials the connector carries (the user info of a URL): used when
     /// the [`Options`](crate::Options) set none.
     fn credentials(&self) -> Option<(String, Option<mqtt_codec::property::Secret>)> {

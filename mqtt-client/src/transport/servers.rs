@@ -3,7 +3,6 @@
 use std::fmt;
 use std::io;
 use std::pin::Pin;
-#[cfg(feature = "tls")]
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -43,6 +42,8 @@ use super::ws::{WsOptions, WsStream};
 #[derive(Clone)]
 pub struct Servers {
     urls: Vec<ServerUrl>,
+    /// Servers learnt from Server References, after `urls` in index order.
+    redirects: Arc<Mutex<Vec<ServerUrl>>>,
     #[cfg(feature = "tls")]
     tls: TlsOptions,
     /// Built once, at the first secure attempt (a bad key or CA file is a fatal
@@ -113,6 +114,7 @@ impl Servers {
         }
         Ok(Self {
             urls,
+            redirects: Arc::new(Mutex::new(Vec::new())),
             #[cfg(feature = "tls")]
             tls: TlsOptions::new(),
             #[cfg(feature = "tls")]
@@ -157,6 +159,19 @@ impl Servers {
     pub fn with_proxy_from_env(mut self) -> Self {
         self.proxy = ProxySetting::FromEnv;
         self
+    }
+
+    /// Server `index`: of the list, then of the redirects.
+    fn url(&self, index: usize) -> Option<ServerUrl> {
+        match self.urls.get(index) {
+            Some(u) => Some(u.clone()),
+            None => self
+                .redirects
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(index - self.urls.len())
+                .cloned(),
+        }
     }
 
     fn proxy_for(&self, url: &ServerUrl) -> Result<Option<Proxy>, TransportError> {
@@ -266,21 +281,56 @@ impl Connector for Servers {
 
     async fn connect(&self, attempt: Attempt) -> Result<NetStream, TransportError> {
         let url = self
-            .urls
-            .get(attempt.server)
-            .or_else(|| self.urls.first())
+            .url(attempt.server)
             .ok_or_else(|| TransportError::Unsupported("no server".to_owned()))?;
-        self.open(url, attempt).await
+        self.open(&url, attempt).await
     }
 
     fn server_count(&self) -> usize {
         self.urls.len()
+            + self
+                .redirects
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len()
     }
 
     fn server_name(&self, server: usize) -> String {
-        self.urls
-            .get(server)
-            .map_or_else(|| format!("server {server}"), ToString::to_string)
+        self.url(server)
+            .map_or_else(|| format!("server {server}"), |u| u.to_string())
+    }
+
+    /// `host[:port]` (the port defaulting to that of `from`'s scheme), or a URL;
+    /// of a space-separated list, the first.
+    fn redirect(&self, reference: &str, from: usize) -> Option<usize> {
+        let reference = reference.split_whitespace().next()?;
+        let current = self.url(from)?;
+        let url = if reference.contains("://") {
+            ServerUrl::parse(reference).ok()?
+        } else {
+            let path = if current.scheme().is_websocket() {
+                current.path()
+            } else {
+                ""
+            };
+            ServerUrl::parse(&format!("{}://{reference}{path}", current.scheme())).ok()?
+        };
+        if Servers::new(vec![url.clone()]).is_err() {
+            return None;
+        }
+        let mut redirects = self
+            .redirects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let known = self
+            .urls
+            .iter()
+            .chain(redirects.iter())
+            .position(|u| *u == url);
+        Some(known.unwrap_or_else(|| {
+            redirects.push(url);
+            self.urls.len() + redirects.len() - 1
+        }))
     }
 
     fn credentials(&self) -> Option<(String, Option<Secret>)> {
@@ -449,3 +499,40 @@ impl TransportStream for NetStream {
 
 #[cfg(feature = "tls")]
 impl<S: TransportStream> TransportStream for tokio_rustls::client::TlsStream<S> {}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_redirect_joins_the_list_once_with_the_current_scheme() {
+        let servers = Servers::parse_list(["mqtt://a:1883", "mqtt://b:1883"]).unwrap();
+        assert_eq!(servers.redirect("c:1884", 1), Some(2));
+        assert_eq!(servers.server_count(), 3);
+        assert_eq!(servers.server_name(2), "mqtt://c:1884");
+        // Known servers keep their index; a URL is taken as it is; the first of a list.
+        assert_eq!(servers.redirect("c:1884", 0), Some(2));
+        assert_eq!(servers.redirect("b:1883 c:1884", 0), Some(1));
+        assert_eq!(servers.redirect("mqtt://d", 0), Some(3));
+        assert_eq!(servers.server_name(3), "mqtt://d:1883");
+        assert_eq!(servers.redirect("host:notaport", 0), None);
+        assert_eq!(servers.redirect("", 0), None);
+        assert_eq!(servers.server_count(), 4);
+    }
+
+    #[test]
+    fn credentials_come_from_the_urls_and_must_agree() {
+        let servers = Servers::parse_list(["mqtt://u:p@a", "mqtt://b"]).unwrap();
+        let (user, password) = servers.credentials().unwrap();
+        assert_eq!((user.as_str(), &password.unwrap().0[..]), ("u", &b"p"[..]));
+        assert_eq!(
+            Servers::parse_list(["mqtt://u:p@a", "mqtt://u:q@b"]).unwrap_err(),
+            UrlError::ConflictingCredentials
+        );
+        assert_eq!(
+            Servers::parse_list(Vec::<String>::new()).unwrap_err(),
+            UrlError::NoServers
+        );
+    }
+}
