@@ -57,6 +57,8 @@ pub enum ConnectionEvent {
     },
     /// The client is closed for good.
     Closed(ConnectionError),
+    /// A re-authentication succeeded ([`Client::reauthenticate`]).
+    Reauthenticated,
     /// The application dropped the ack token of a QoS 1/2 message of the current
     /// connection without acknowledging it: that ack, and every ack of a message
     /// received after it, is held until the connection ends (the server then sends
@@ -147,12 +149,14 @@ impl Client {
         ClientBuilder {
             options,
             store: None,
+            authenticator: None,
         }
     }
 
     fn spawn<C: Connector>(
         mut options: Options,
         store: Option<Box<dyn SessionStore>>,
+        authenticator: Option<Box<dyn crate::engine::Authenticator>>,
         connector: C,
         fail_fast: bool,
     ) -> Result<(Client, Incoming, FirstConnack), ConnectionError> {
@@ -216,6 +220,7 @@ impl Client {
         let driver = driver::Driver::new(
             options,
             session,
+            authenticator,
             connector,
             shared.clone(),
             command_rx,
@@ -368,6 +373,18 @@ impl Client {
         .await
     }
 
+    /// Re-authenticates (MQTT 5 enhanced authentication, AUTH 0x19) with the
+    /// authenticator given to [`ClientBuilder::authenticator`], and waits for the
+    /// server's AUTH 0x00. Messages keep flowing meanwhile. A failed exchange
+    /// ends the connection (the error is in the events).
+    pub async fn reauthenticate(&self) -> Result<(), RequestError> {
+        let (done, rx) = oneshot::channel();
+        if self.control.send(Control::Reauthenticate { done }).is_err() {
+            return Err(RequestError::Closed);
+        }
+        rx.await.unwrap_or(Err(RequestError::Closed))
+    }
+
     /// Disconnects with a reason code and properties (MQTT 5; 3.1.1 sends a plain
     /// DISCONNECT), and waits until the transport is closed. Acks the application
     /// already gave are written first; then DISCONNECT; unfinished publishes
@@ -480,6 +497,7 @@ impl Client {
 pub struct ClientBuilder {
     options: Options,
     store: Option<Box<dyn SessionStore>>,
+    authenticator: Option<Box<dyn crate::engine::Authenticator>>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -505,6 +523,14 @@ impl ClientBuilder {
         self
     }
 
+    /// MQTT 5 enhanced authentication with `authenticator` (its method goes into
+    /// every CONNECT; see [`crate::engine::Authenticator`] and, with the crate
+    /// feature `scram`, [`crate::scram::Scram`]). Refused with MQTT 3.1.1.
+    pub fn authenticator(mut self, authenticator: impl crate::engine::Authenticator) -> Self {
+        self.authenticator = Some(Box::new(authenticator));
+        self
+    }
+
     /// Connects and waits for the first CONNACK (within a tokio runtime: the
     /// driver is a spawned task). Returns the error of the first attempt if it
     /// fails (a refused CONNACK, an unreachable server): a misconfiguration shows at
@@ -513,7 +539,13 @@ impl ClientBuilder {
         self,
         connector: C,
     ) -> Result<(Client, Incoming), ConnectionError> {
-        let (client, incoming, first) = Client::spawn(self.options, self.store, connector, true)?;
+        let (client, incoming, first) = Client::spawn(
+            self.options,
+            self.store,
+            self.authenticator,
+            connector,
+            true,
+        )?;
         match first.await {
             Ok(Ok(())) => Ok((client, incoming)),
             Ok(Err(e)) => Err(e),
@@ -528,7 +560,13 @@ impl ClientBuilder {
     /// reconnection. Fails only when the options cannot make a valid CONNECT or
     /// the session store cannot be read.
     pub fn start<C: Connector>(self, connector: C) -> Result<(Client, Incoming), ConnectionError> {
-        let (client, incoming, _) = Client::spawn(self.options, self.store, connector, false)?;
+        let (client, incoming, _) = Client::spawn(
+            self.options,
+            self.store,
+            self.authenticator,
+            connector,
+            false,
+        )?;
         Ok((client, incoming))
     }
 }

@@ -59,6 +59,9 @@ pub(crate) enum Control {
         properties: DisconnectProperties,
         done: oneshot::Sender<Result<(), RequestError>>,
     },
+    Reauthenticate {
+        done: oneshot::Sender<Result<(), RequestError>>,
+    },
 }
 
 /// Bytes for the transport, and the QoS 0 publishes they complete once written.
@@ -159,6 +162,8 @@ pub(crate) struct Driver<C: Connector> {
     commands_closed: bool,
     /// Disconnect requests waiting for the transport to close.
     disconnect_waiters: Vec<oneshot::Sender<Result<(), RequestError>>>,
+    /// Re-authentications waiting for the server's AUTH 0x00.
+    reauth_waiters: Vec<oneshot::Sender<Result<(), RequestError>>>,
     first: Option<oneshot::Sender<Result<(), ConnectionError>>>,
     read_buf: BytesMut,
     write_queue: VecDeque<Chunk>,
@@ -174,6 +179,7 @@ impl<C: Connector> Driver<C> {
     pub(crate) fn new(
         mut options: Options,
         session: Option<(Box<dyn SessionStore>, Session)>,
+        authenticator: Option<Box<dyn crate::engine::Authenticator>>,
         connector: C,
         shared: Arc<Shared>,
         commands: mpsc::Receiver<Command>,
@@ -196,6 +202,9 @@ impl<C: Connector> Driver<C> {
             None => (Engine::new(options), None),
         };
         engine.set_server_count(connector.server_count());
+        if let Some(authenticator) = authenticator {
+            engine.set_authenticator(authenticator);
+        }
         Self {
             engine,
             store,
@@ -214,6 +223,7 @@ impl<C: Connector> Driver<C> {
             pending: None,
             commands_closed: false,
             disconnect_waiters: Vec::new(),
+            reauth_waiters: Vec::new(),
             first,
             read_buf: BytesMut::with_capacity(READ_SIZE),
             write_queue: VecDeque::new(),
@@ -282,15 +292,31 @@ impl<C: Connector> Driver<C> {
         let attempt = Attempt::new(self.server, self.maximum_packet_size);
         // A disconnect (or every handle dropped) ends a hanging attempt at once.
         let attempt = tokio::time::timeout(self.connect_timeout, self.connector.connect(attempt));
-        let result = tokio::select! {
-            result = attempt => result,
-            control = self.control.recv() => {
+        let interrupted = {
+            let mut attempt = std::pin::pin!(attempt);
+            loop {
+                tokio::select! {
+                    result = &mut attempt => break Ok(result),
+                    control = self.control.recv() => match control {
+                        Some(Control::Reauthenticate { done }) => {
+                            let _ = done.send(Err(RequestError::NotConnected));
+                        }
+                        other => break Err(other),
+                    },
+                }
+            }
+        };
+        let result = match interrupted {
+            Ok(result) => result,
+            Err(control) => {
                 let now = now();
                 match control {
-                    Some(Control::Disconnect { reason, properties, done }) => {
-                        self.disconnect(now, reason, properties, done);
-                    }
-                    None => self.disconnect_quietly(now),
+                    Some(Control::Disconnect {
+                        reason,
+                        properties,
+                        done,
+                    }) => self.disconnect(now, reason, properties, done),
+                    Some(Control::Reauthenticate { .. }) | None => self.disconnect_quietly(now),
                 }
                 return None;
             }
@@ -390,6 +416,12 @@ impl<C: Connector> Driver<C> {
                 Some(Control::Disconnect { reason, properties, done }) => {
                     self.disconnect(now(), reason, properties, done);
                 }
+                Some(Control::Reauthenticate { done }) => match self.engine.reauthenticate(now()) {
+                    Ok(()) => self.reauth_waiters.push(done),
+                    Err(e) => {
+                        let _ = done.send(Err(e));
+                    }
+                },
                 None => {
                     // Every `Client` handle and the `Incoming` are gone: nobody can
                     // use the client any more.
@@ -692,6 +724,9 @@ impl<C: Connector> Driver<C> {
                 }
             }
             Event::ConnectionLost(error) => {
+                for waiter in self.reauth_waiters.drain(..) {
+                    let _ = waiter.send(Err(RequestError::ConnectionLost));
+                }
                 // Tokens of the lost connection are now stale.
                 self.shared.epoch.store(0, Ordering::Release);
                 // A round over several servers goes on before `Client::connect`
@@ -728,6 +763,12 @@ impl<C: Connector> Driver<C> {
                     reason,
                 });
             }
+            Event::Reauthenticated => {
+                for waiter in self.reauth_waiters.drain(..) {
+                    let _ = waiter.send(Ok(()));
+                }
+                let _ = self.shared.events.send(ConnectionEvent::Reauthenticated);
+            }
             Event::Closed(error) => {
                 self.shared.epoch.store(0, Ordering::Release);
                 if let Some(first) = self.first.take() {
@@ -751,8 +792,18 @@ impl<C: Connector> Driver<C> {
         }
         self.commands.close();
         self.control.close();
-        while let Ok(Control::Disconnect { done, .. }) = self.control.try_recv() {
-            let _ = done.send(Ok(()));
+        while let Ok(control) = self.control.try_recv() {
+            match control {
+                Control::Disconnect { done, .. } => {
+                    let _ = done.send(Ok(()));
+                }
+                Control::Reauthenticate { done } => {
+                    let _ = done.send(Err(RequestError::Closed));
+                }
+            }
+        }
+        for waiter in self.reauth_waiters.drain(..) {
+            let _ = waiter.send(Err(RequestError::Closed));
         }
         if let Some(command) = self.pending.take() {
             fail_command(command);

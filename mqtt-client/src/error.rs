@@ -96,6 +96,13 @@ pub enum ConnectionError {
     /// The session store failed: nothing that depended on the change was sent,
     /// and the client stopped (fatal).
     SessionStore(Arc<crate::session::StoreError>),
+    /// Enhanced authentication failed on our side: the authenticator refused the
+    /// server's data (a SCRAM server signature that does not verify, say). The
+    /// client sent DISCONNECT 0x87. Fatal.
+    Authentication {
+        /// What the authenticator said.
+        reason: String,
+    },
     /// `Client::connect` or `Client::start` was called outside a tokio runtime:
     /// the client's driver is a task of the current runtime.
     NoRuntime,
@@ -115,6 +122,7 @@ impl ConnectionError {
             | Self::LocalDisconnect
             | Self::InvalidOptions(_)
             | Self::SessionStore(_)
+            | Self::Authentication { .. }
             | Self::NoRuntime => Initiator::Local,
             Self::Io(_) | Self::Transport { .. } | Self::TransportClosed => Initiator::Transport,
         }
@@ -137,7 +145,9 @@ impl ConnectionError {
             | Self::TransportClosed => ErrorKind::Transient,
             Self::ProtocolViolation { .. } => ErrorKind::Protocol,
             Self::LocalDisconnect => ErrorKind::Closed,
-            Self::InvalidOptions(_) | Self::NoRuntime => ErrorKind::Configuration,
+            Self::InvalidOptions(_) | Self::NoRuntime | Self::Authentication { .. } => {
+                ErrorKind::Configuration
+            }
             Self::Transport { error, .. } if error.is_fatal() => ErrorKind::Configuration,
             Self::Transport { .. } => ErrorKind::Transient,
             Self::SessionStore(_) => ErrorKind::Storage,
@@ -163,6 +173,7 @@ impl ConnectionError {
             Self::LocalDisconnect
             | Self::InvalidOptions(_)
             | Self::SessionStore(_)
+            | Self::Authentication { .. }
             | Self::NoRuntime => true,
             _ => false,
         }
@@ -198,6 +209,7 @@ impl fmt::Display for ConnectionError {
             Self::InvalidOptions(what) => write!(f, "invalid options: {what}"),
             Self::SessionStore(e) => write!(f, "{e}"),
             Self::NoRuntime => f.write_str("not called within a tokio runtime"),
+            Self::Authentication { reason } => write!(f, "authentication failed: {reason}"),
         }
     }
 }
@@ -495,6 +507,14 @@ pub enum RequestError {
     PacketTooLarge,
     /// The client closed before the server answered.
     Closed,
+    /// Not connected now (a re-authentication needs a connection).
+    NotConnected,
+    /// A re-authentication without an authenticator.
+    NoAuthenticator,
+    /// A re-authentication while an exchange is under way.
+    AuthenticationInProgress,
+    /// The connection ended before the server answered; the client reconnects.
+    ConnectionLost,
 }
 
 impl RequestError {
@@ -502,6 +522,9 @@ impl RequestError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Closed => ErrorKind::Closed,
+            Self::NotConnected | Self::AuthenticationInProgress | Self::ConnectionLost => {
+                ErrorKind::Transient
+            }
             _ => ErrorKind::Configuration,
         }
     }
@@ -519,6 +542,12 @@ impl fmt::Display for RequestError {
             Self::NotSupported(what) => write!(f, "the server does not support {what}"),
             Self::PacketTooLarge => f.write_str("packet exceeds the server's maximum packet size"),
             Self::Closed => f.write_str("the client closed before the server answered"),
+            Self::NotConnected => f.write_str("not connected"),
+            Self::NoAuthenticator => f.write_str("no authenticator was configured"),
+            Self::AuthenticationInProgress => {
+                f.write_str("an authentication exchange is already under way")
+            }
+            Self::ConnectionLost => f.write_str("the connection ended before the server answered"),
         }
     }
 }

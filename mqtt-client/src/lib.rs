@@ -104,11 +104,14 @@
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
+mod base64;
 mod client;
 mod driver;
 pub mod engine;
 mod error;
 mod options;
+#[cfg(feature = "scram")]
+pub mod scram;
 pub mod session;
 mod subscription;
 pub mod transport;

@@ -152,6 +152,7 @@ impl Model {
                 Event::Closed(e) => panic!("closed: {e:?}"),
                 Event::Connected { .. }
                 | Event::Reconnecting { .. }
+                | Event::Reauthenticated
                 | Event::ResubscribeFailed { .. } => {}
             }
         }

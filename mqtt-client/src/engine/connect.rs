@@ -21,7 +21,21 @@ impl<T> Engine<T> {
             _ => self.opts.clean_start,
         };
         self.sent_clean_start = clean_start;
-        connect_packet(&self.opts, &self.client_id, clean_start)
+        let mut connect = connect_packet(&self.opts, &self.client_id, clean_start)?;
+        if self.auth.is_some() && self.version != ProtocolVersion::V5 {
+            return Err(ConnectionError::InvalidOptions(
+                "enhanced authentication (an authenticator) needs MQTT 5".to_owned(),
+            ));
+        }
+        if let Some((method, data)) = self.connect_authentication()? {
+            connect.properties.authentication_method = Some(method);
+            connect.properties.authentication_data = data;
+            // The method and data must still fit the packet.
+            Packet::Connect(Box::new(connect.clone()))
+                .encoded_len(self.version)
+                .map_err(|e| ConnectionError::InvalidOptions(format!("CONNECT: {e}")))?;
+        }
+        Ok(connect)
     }
 }
 

@@ -56,6 +56,7 @@ impl<T> Engine<T> {
         if self.state == State::Connecting {
             match packet {
                 Packet::ConnAck(connack) => self.on_connack(now, *connack),
+                Packet::Auth(auth) => self.on_auth(now, &auth),
                 other => self.unexpected(now, other.packet_type()),
             }
             return;
@@ -88,9 +89,8 @@ impl<T> Engine<T> {
                 // The server closes; we answer nothing [MQTT-3.14.4-1 is the sender's].
                 self.end_connection(now, error, None);
             }
-            // AUTH (enhanced authentication) is not supported: the client never
-            // sends an Authentication Method, so an AUTH is a Protocol Error
-            // [MQTT-3.15.0-1 / 4.12.0-6].
+            // Enhanced authentication: re-authentication (engine/auth.rs).
+            Packet::Auth(auth) => self.on_auth(now, &auth),
             other => self.unexpected(now, other.packet_type()),
         }
     }
@@ -139,6 +139,19 @@ impl<T> Engine<T> {
                 Violation::UnexpectedPacket(PacketType::ConnAck),
                 ReasonCode::PROTOCOL_ERROR,
             );
+            return;
+        }
+        let method = connack
+            .properties
+            .authentication_method
+            .as_ref()
+            .map(|m| m.to_string());
+        let data = connack
+            .properties
+            .authentication_data
+            .as_ref()
+            .map(|d| d.0.clone());
+        if !self.connack_authentication(now, method.as_deref(), data.as_deref()) {
             return;
         }
         let session_present = connack.session_present;

@@ -63,6 +63,7 @@
 //!   incoming QoS 2:  <- PUBLISH  (application)  ack() -> PUBREC  <- PUBREL  PUBCOMP ->
 //! ```
 
+mod auth;
 mod connect;
 mod ids;
 mod inbound;
@@ -87,6 +88,7 @@ use crate::error::ConnectionError;
 use crate::options::Options;
 use crate::session::{SessionChange, SessionSubscription};
 
+pub use auth::{AuthError, Authenticator};
 pub(crate) use connect::disconnect_packet;
 use ids::{IdMap, IdSet, PacketIds};
 pub use output::{
@@ -220,6 +222,9 @@ pub struct Engine<T> {
     recording: bool,
     /// Changes not yet taken by [`Engine::poll_session_changes`].
     changes: Vec<SessionChange>,
+    // Enhanced authentication.
+    auth: Option<auth::AuthSlot>,
+    exchange: auth::Exchange,
 }
 
 impl<T> Engine<T> {
@@ -276,6 +281,8 @@ impl<T> Engine<T> {
             aliases: Vec::new(),
             recording: false,
             changes: Vec::new(),
+            auth: None,
+            exchange: auth::Exchange::Idle,
             opts,
         }
     }

@@ -48,6 +48,9 @@ pub enum Event<T> {
     },
     /// The client is closed for good: the error says why.
     Closed(ConnectionError),
+    /// A re-authentication ([`Engine::reauthenticate`](super::Engine::reauthenticate))
+    /// succeeded (AUTH 0x00).
+    Reauthenticated,
     /// A message from the server.
     Message(Received),
     /// An outgoing PUBLISH finished its flow.
