@@ -107,7 +107,9 @@ struct ReadmeDoctests;
 // The TLS and WebSocket transports are the part of issue 8 still being built: the
 // seams (`transport::Servers`, `NetStream`, `TransportError`) are in place.
 #[cfg(feature = "tls")]
-compile_error!("the `tls` feature is not built yet: mqtts:// URLs are refused with UrlError::SchemeNotBuilt");
+compile_error!(
+    "the `tls` feature is not built yet: mqtts:// URLs are refused with UrlError::SchemeNotBuilt"
+);
 #[cfg(feature = "websocket")]
 compile_error!("the `websocket` feature is not built yet: ws:// URLs are refused with UrlError::SchemeNotBuilt");
 

@@ -32,11 +32,7 @@ use tokio::net::TcpStream;
 
 pub mod proxy;
 mod servers;
-#[cfg(feature = "tls")]
-pub mod tls;
 pub mod url;
-#[cfg(feature = "websocket")]
-pub mod ws;
 
 pub use proxy::{Proxy, ProxyError};
 pub use servers::{NetStream, Servers};
