@@ -1,8 +1,8 @@
 //! An HTTP CONNECT proxy for the tests, on 127.0.0.1 and an ephemeral port.
 //!
-//! [`ConnectProxy::start`] spawns it on the current tokio runtime. It answers
+//! `ConnectProxy::start` spawns it on the current tokio runtime. It answers
 //! `CONNECT host:port` with 200 and relays bytes both ways; with
-//! [`ConnectProxy::start_with_auth`] it wants `Proxy-Authorization` to equal the
+//! `ConnectProxy::start_with_auth` it wants `Proxy-Authorization` to equal the
 //! value given (such as `Basic dXNlcjpwYXNz` for `user:pass`) and answers 407
 //! otherwise. It records every tunnel it opened. Dropping it stops accepting.
 

@@ -4,8 +4,8 @@
 //! every connection attempt by a [`Connector`]. The crate brings:
 //!
 //! - [`Servers`]: one or several servers by URL (`mqtt://`, `mqtts://`, `ws://`,
-//!   `wss://`, see [`url`]), over TCP, TLS ([`tls`], crate feature `tls`),
-//!   WebSocket ([`ws`], crate feature `websocket`) or both, optionally through an
+//!   `wss://`, see [`url`]), over TCP, TLS (`tls`, crate feature `tls`),
+//!   WebSocket (`ws`, crate feature `websocket`) or both, optionally through an
 //!   HTTP CONNECT [`proxy`]. The servers are tried in turn: a failed attempt moves
 //!   to the next one at once, and the reconnect backoff applies between rounds.
 //! - [`Tcp`]: plain TCP to one `host:port`, the smallest connector.

@@ -35,8 +35,8 @@ use super::ws::{WsOptions, WsStream};
 /// # }
 /// ```
 ///
-/// TLS settings ([`Servers::with_tls`]) serve `mqtts://` and `wss://` alike;
-/// WebSocket settings ([`Servers::with_websocket`]) serve `ws://` and `wss://`; a
+/// TLS settings (`Servers::with_tls`, feature `tls`) serve `mqtts://` and `wss://` alike;
+/// WebSocket settings (`Servers::with_websocket`, feature `websocket`) serve `ws://` and `wss://`; a
 /// proxy ([`Servers::with_proxy`], or the environment when asked with
 /// [`Servers::with_proxy_from_env`]) serves every server of the list.
 #[derive(Clone)]
