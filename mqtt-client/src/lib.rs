@@ -22,7 +22,8 @@
 //!   any runtime; its tests use a scripted broker and virtual time.
 //! - [`Client`] and [`Incoming`] are the application's side; a driver task spawned
 //!   by [`Client::connect`] or [`Client::start`] runs the transport ([`Tcp`] here;
-//!   TLS and WebSocket come through the same [`Connector`] seam).
+//!   or [`transport::Servers`] for URLs over TCP, TLS (feature `tls`) and
+//!   WebSocket (feature `websocket`); anything else through the same [`Connector`] seam).
 //!
 //! What it guarantees:
 //! - **Nothing queues without bound.** `publish` waits while the window — the
@@ -104,12 +105,8 @@
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
-// The TLS and WebSocket transports are the part of issue 8 still being built: the
-// seams (`transport::Servers`, `NetStream`, `TransportError`) are in place.
-#[cfg(feature = "tls")]
-compile_error!(
-    "the `tls` feature is not built yet: mqtts:// URLs are refused with UrlError::SchemeNotBuilt"
-);
+// The WebSocket transport is still being built: the seams (`transport::Servers`,
+// `NetStream`, `TransportError`) are in place.
 #[cfg(feature = "websocket")]
 compile_error!("the `websocket` feature is not built yet: ws:// URLs are refused with UrlError::SchemeNotBuilt");
 

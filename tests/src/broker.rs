@@ -565,7 +565,7 @@ fn free_port() -> u16 {
 }
 
 /// A new, empty directory under the system temporary directory.
-fn make_temp_dir() -> PathBuf {
+pub(crate) fn make_temp_dir() -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);

@@ -14,6 +14,9 @@ pub mod broker;
 /// An HTTP CONNECT proxy for the tests: see [`proxy::ConnectProxy`].
 pub mod proxy;
 
+/// Certificates made at test time: see [`pki::Pki`].
+pub mod pki;
+
 pub mod fixtures {
     //! The fixture catalogue: see [`all`].
     //!

@@ -32,10 +32,14 @@ use tokio::net::TcpStream;
 
 pub mod proxy;
 mod servers;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod url;
 
 pub use proxy::{Proxy, ProxyError};
 pub use servers::{NetStream, Servers};
+#[cfg(feature = "tls")]
+pub use tls::{KeyProblem, TlsConnector, TlsError, TlsOptions, TlsStream};
 pub use url::{Scheme, ServerUrl, UrlError};
 
 /// One connection attempt, as the driver asks a [`Connector`] for it.
@@ -197,7 +201,7 @@ pub enum TransportError {
     Proxy(ProxyError),
     /// TLS failed: a certificate, a key, the handshake.
     #[cfg(feature = "tls")]
-    Tls(tls::TlsError),
+    Tls(TlsError),
     /// The WebSocket upgrade or a frame failed.
     #[cfg(feature = "websocket")]
     WebSocket(ws::WsError),
@@ -241,7 +245,7 @@ impl TransportError {
         #[cfg(feature = "tls")]
         {
             match tls::classify(error) {
-                tls::TlsError::Io(error) => Self::Io(error),
+                TlsError::Io(error) => Self::Io(error),
                 tls => Self::Tls(tls),
             }
         }
