@@ -409,3 +409,39 @@ async fn sni_and_alpn_are_offered_as_configured() {
     let offered = within(WAIT, "server report", offered).await.unwrap();
     assert_eq!(offered.sni, None);
 }
+
+// ----- through a proxy --------------------------------------------------------------
+
+/// TLS through an HTTP CONNECT proxy with basic auth: the tunnel goes to the
+/// broker's TLS port, and the certificate is verified end to end (the proxy sees
+/// only ciphertext).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_through_a_connect_proxy() {
+    use mqtt_client::transport::Proxy;
+    use mqtt_tests::proxy::ConnectProxy;
+
+    let b = TlsBroker::start();
+    let proxy = ConnectProxy::start_with_auth("Basic dXNlcjpwYXNz").await;
+    let url = b.url("localhost", PLAIN);
+    let servers = Servers::parse(&url)
+        .unwrap()
+        .with_tls(b.trusting())
+        .with_proxy(
+            Proxy::http(&proxy.url())
+                .unwrap()
+                .with_basic_auth("user", "pass"),
+        );
+    let (client, mut incoming) = within(
+        WAIT,
+        "TLS via proxy",
+        Client::connect(Options::new("tls-proxy"), servers),
+    )
+    .await
+    .unwrap();
+    round_trip(&client, &mut incoming, "tls/proxy").await;
+    assert_eq!(
+        proxy.tunnels(),
+        vec![format!("localhost:{}", b.broker.listener_port(PLAIN))]
+    );
+    client.disconnect().await.unwrap();
+}
