@@ -45,6 +45,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mqtt_benches::{clock_ticks, median, process_cpu};
 use mqtt_tests::broker::Mosquitto;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -308,35 +309,6 @@ fn process_syscalls() -> Option<u64> {
             .and_then(|v| v.trim().parse().ok())
     };
     Some(field("syscr:")? + field("syscw:")?)
-}
-
-/// User + system CPU time of this process: fields 14 and 15 of `/proc/self/stat`.
-fn process_cpu(clk_tck: u64) -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Field 2 (comm) is parenthesised and may hold spaces: count from its end, where
-    // field 3 starts; fields 14 and 15 are then the 12th and 13th.
-    let (_, rest) = stat.rsplit_once(')')?;
-    let mut fields = rest.split_ascii_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    let ticks = utime.checked_add(stime)?;
-    let nanos = u128::from(ticks) * 1_000_000_000 / u128::from(clk_tck.max(1));
-    Some(Duration::from_nanos(u64::try_from(nanos).ok()?))
-}
-
-/// `getconf CLK_TCK`, read once; 100 (the Linux value) if it cannot be read.
-fn clock_ticks() -> u64 {
-    let read = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .filter(|&t| t > 0);
-    read.unwrap_or_else(|| {
-        eprintln!("e2e: `getconf CLK_TCK` failed, assuming 100");
-        100
-    })
 }
 
 /// The sequence number of a payload, if it is one of ours.
@@ -977,16 +949,6 @@ impl Series {
                 .filter_map(RunResult::broker_cpu_us)
                 .collect(),
         )
-    }
-}
-
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values.get(mid).copied()
-    } else {
-        Some((values.get(mid.checked_sub(1)?)? + values.get(mid)?) / 2.0)
     }
 }
 

@@ -6,6 +6,9 @@
 //! encoders produce the same bytes (or, where the peer orders properties
 //! differently, the same length) and that both decoders accept them.
 
+use std::process::Command;
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 use mqtt_codec::{
     Connect, ConnectProperties, LastWill, MqttString, Packet, PacketId, ProtocolVersion, Publish,
@@ -240,7 +243,7 @@ pub fn stream(frame: &[u8], n: usize) -> BytesMut {
 /// clean, and the time (UTC), for the header of the Markdown a bench writes.
 pub fn stamp() -> String {
     let git = |args: &[&str]| {
-        std::process::Command::new("git")
+        Command::new("git")
             .args(args)
             .output()
             .ok()
@@ -253,10 +256,52 @@ pub fn stamp() -> String {
         Some(_) => "MODIFIED (not a clean commit)",
         None => "unknown",
     };
-    let date = std::process::Command::new("date")
+    let date = Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     format!("commit `{commit}` (work tree {tree}), {date}")
+}
+
+// ----- meters shared by the bench binaries -------------------------------------
+
+/// User + system CPU time of this process: fields 14 and 15 of `/proc/self/stat`.
+pub fn process_cpu(clk_tck: u64) -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Field 2 (comm) is parenthesised and may hold spaces: count from its end, where
+    // field 3 starts; fields 14 and 15 are then the 12th and 13th.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_ascii_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    let ticks = utime.checked_add(stime)?;
+    let nanos = u128::from(ticks) * 1_000_000_000 / u128::from(clk_tck.max(1));
+    Some(Duration::from_nanos(u64::try_from(nanos).ok()?))
+}
+
+/// `getconf CLK_TCK`, read once; 100 (the Linux value) if it cannot be read.
+pub fn clock_ticks() -> u64 {
+    let read = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|&t| t > 0);
+    read.unwrap_or_else(|| {
+        eprintln!("bench: `getconf CLK_TCK` failed, assuming 100");
+        100
+    })
+}
+
+/// The median; `None` of nothing.
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values.get(mid).copied()
+    } else {
+        Some((values.get(mid.checked_sub(1)?)? + values.get(mid)?) / 2.0)
+    }
 }
