@@ -25,7 +25,10 @@ pub(crate) fn encode(input: &[u8]) -> String {
 }
 
 /// Decodes `input` (padding required, no whitespace); `None` when malformed.
-#[cfg_attr(not(feature = "scram"), allow(dead_code, reason = "only SCRAM decodes"))]
+#[cfg_attr(
+    not(feature = "scram"),
+    allow(dead_code, reason = "only SCRAM decodes")
+)]
 pub(crate) fn decode(input: &str) -> Option<Vec<u8>> {
     let bytes = input.as_bytes();
     if bytes.len() % 4 != 0 {

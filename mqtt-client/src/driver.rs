@@ -167,6 +167,9 @@ pub(crate) struct Driver<C: Connector> {
     first: Option<oneshot::Sender<Result<(), ConnectionError>>>,
     read_buf: BytesMut,
     write_queue: VecDeque<Chunk>,
+    /// Bytes were written since the last flush: a transport that buffers
+    /// (WebSocket: one message per flush; TLS: records) sends them on flush.
+    unflushed: bool,
     /// How long the last bytes of a closing connection may take to be written.
     flush_limit: Duration,
 }
@@ -227,6 +230,7 @@ impl<C: Connector> Driver<C> {
             first,
             read_buf: BytesMut::with_capacity(READ_SIZE),
             write_queue: VecDeque::new(),
+            unflushed: false,
             flush_limit,
         }
     }
@@ -273,6 +277,7 @@ impl<C: Connector> Driver<C> {
 
     /// The transport is gone: what was not written never will be.
     fn transport_lost(&mut self) {
+        self.unflushed = false;
         for chunk in self.write_queue.drain(..) {
             for (done, _) in chunk.written {
                 let _ = done.send(Err(PublishError::ConnectionLost));
@@ -398,7 +403,7 @@ impl<C: Connector> Driver<C> {
         // must not deadlock with us.
         let reading = transport.is_some()
             && (!self.undelivered.is_full() || self.engine.state() == State::Connecting);
-        let writing = transport.is_some() && queued > 0;
+        let writing = transport.is_some() && (queued > 0 || self.unflushed);
         // Commands wait while the transport is behind: QoS 0 publishes take no
         // window slot, and must not pile up in memory when the socket is blocked.
         let taking = self.pending.is_none() && !behind && !self.commands_closed;
@@ -509,7 +514,7 @@ impl<C: Connector> Driver<C> {
             }
             // Last: bytes go out once no input is ready, so that one system call
             // carries everything a burst of input produced (acks, publishes).
-            result = write_some(writer, &mut self.write_queue), if writing => {
+            result = write_or_flush(writer, &mut self.write_queue, &mut self.unflushed), if writing => {
                 if let Err(e) = result {
                     *transport = None;
                     self.transport_lost();
@@ -980,6 +985,26 @@ async fn write_some<S: TransportStream>(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Writes what is queued; once the queue is empty, flushes. A flush cut short
+/// (another branch of the loop won) leaves `unflushed` set and comes again.
+async fn write_or_flush<S: TransportStream>(
+    writer: Option<&mut WriteHalf<S>>,
+    queue: &mut VecDeque<Chunk>,
+    unflushed: &mut bool,
+) -> std::io::Result<()> {
+    let Some(w) = writer else {
+        return std::future::pending().await;
+    };
+    if queue.is_empty() {
+        w.flush().await?;
+        *unflushed = false;
+    } else {
+        write_some(Some(&mut *w), queue).await?;
+        *unflushed = true;
     }
     Ok(())
 }

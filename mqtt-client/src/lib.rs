@@ -105,11 +105,6 @@
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
-// The WebSocket transport is still being built: the seams (`transport::Servers`,
-// `NetStream`, `TransportError`) are in place.
-#[cfg(feature = "websocket")]
-compile_error!("the `websocket` feature is not built yet: ws:// URLs are refused with UrlError::SchemeNotBuilt");
-
 mod base64;
 mod client;
 mod driver;

@@ -35,12 +35,16 @@ mod servers;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod url;
+#[cfg(feature = "websocket")]
+pub mod ws;
 
 pub use proxy::{Proxy, ProxyError};
 pub use servers::{NetStream, Servers};
 #[cfg(feature = "tls")]
 pub use tls::{KeyProblem, TlsConnector, TlsError, TlsOptions, TlsStream};
 pub use url::{Scheme, ServerUrl, UrlError};
+#[cfg(feature = "websocket")]
+pub use ws::{WsError, WsOptions, WsStream};
 
 /// One connection attempt, as the driver asks a [`Connector`] for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,7 +208,7 @@ pub enum TransportError {
     Tls(TlsError),
     /// The WebSocket upgrade or a frame failed.
     #[cfg(feature = "websocket")]
-    WebSocket(ws::WsError),
+    WebSocket(WsError),
     /// The transport needs something this build leaves out (a crate feature).
     Unsupported(String),
     /// A custom connector's error.

@@ -86,6 +86,7 @@ impl Servers {
         if urls.is_empty() {
             return Err(UrlError::NoServers);
         }
+        #[cfg(not(all(feature = "tls", feature = "websocket")))]
         for url in &urls {
             #[cfg(not(feature = "tls"))]
             if url.scheme().is_secure() {
