@@ -2,7 +2,7 @@
 //! it, written as PEM files into a temporary directory of their own (removed on
 //! drop). Nothing is checked in.
 //!
-//! Keys are ECDSA P-256 in PKCS#8 by default; [`KeyFormat`] asks for SEC1, an RSA
+//! Keys are ECDSA P-256 in PKCS#8 by default; [`KeyFormat`](crate::pki::KeyFormat) asks for SEC1, an RSA
 //! key in PKCS#1 or an encrypted PKCS#8 key, converted with the `openssl` command
 //! (Debian package `openssl`, which `.ci/run` installs).
 
