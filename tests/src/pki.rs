@@ -209,15 +209,7 @@ fn path_str(path: &Path) -> &str {
 }
 
 fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("run openssl (Debian package openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let _ = openssl_out(args);
 }
 
 fn openssl_out(args: &[&str]) -> String {
