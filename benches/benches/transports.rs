@@ -39,6 +39,8 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mqtt_benches::{clock_ticks, median, process_cpu};
@@ -128,6 +130,10 @@ fn options(id: &str) -> Options {
         .with_request_queue(usize::from(WINDOW))
         .with_auto_ack(true)
         .with_qos0_overflow(Qos0Overflow::PauseReading)
+        // mosquitto 2.0.11 overruns a Receive Maximum while it holds a backlog for
+        // the subscriber (one PUBACK releases up to 20 queued messages); a strict
+        // subscriber would be disconnected with 0x93 mid-stream.
+        .with_strict_receive_maximum(false)
 }
 
 /// One round of connects: the wall time of each, and the CPU per connect.
@@ -179,7 +185,11 @@ async fn stream(
     let (publisher, _publisher_incoming) = Client::connect(options("bench-pub"), servers)
         .await
         .map_err(|e| format!("{label}: publisher: {e}"))?;
+    // A reconnect inside the window would be measured as transport cost.
+    let mut events = [subscriber.events(), publisher.events()];
 
+    let progress = Arc::new(AtomicU64::new(0));
+    let seen_so_far = progress.clone();
     let receive = tokio::spawn(async move {
         let mut seen = HashSet::new();
         while (seen.len() as u64) < n {
@@ -192,6 +202,7 @@ async fn stream(
                         .map(u64::from_be_bytes);
                     if let Some(seq) = seq {
                         seen.insert(seq);
+                        seen_so_far.store(seen.len() as u64, Ordering::Relaxed);
                     }
                 }
                 None => break,
@@ -217,13 +228,21 @@ async fn stream(
     };
     let received = timeout(LIMIT, receive)
         .await
-        .map_err(|_| format!("{label}: timed out"))?
+        .map_err(|_| {
+            let got = progress.load(Ordering::Relaxed);
+            format!("{label} {qos:?}: timed out, {got} of {n} messages received")
+        })?
         .map_err(|e| format!("{label}: receiver: {e}"))?;
     let elapsed = start.elapsed();
     let cpu = setup.cpu() - cpu0;
     feed.await
         .map_err(|e| format!("{label}: feeder: {e}"))?
         .map_err(|e| format!("{label}: {e}"))?;
+    for (who, events) in ["subscriber", "publisher"].iter().zip(&mut events) {
+        if let Ok(event) = events.try_recv() {
+            return Err(format!("{label} {qos:?}: {who} mid-stream: {event:?}"));
+        }
+    }
     let _ = publisher.disconnect().await;
     let _ = subscriber.disconnect().await;
     if received != n {
@@ -337,8 +356,9 @@ fn report(series: &[Series], rounds: usize, connects_n: usize, messages: [u64; 2
          - Per connection: {connects_n} connects per round and transport (TCP + TLS + \
          WebSocket upgrade + CONNECT/CONNACK, then DISCONNECT); wall time median over all \
          connects, client CPU per connect median over the rounds.\n\
-         - Per message: {} messages at QoS 0 and {} at QoS 1, 100 bytes, window 100, \
-         publisher and subscriber both on the transport; msgs/s and client CPU (both \
+         - Per message: {} messages at QoS 0 and {} at QoS 1, 100 bytes, window 100 \
+         (the subscriber tolerates Receive Maximum overruns: mosquitto 2.0.11 commits them \
+         under backlog), publisher and subscriber both on the transport; msgs/s and client CPU (both \
          clients, `/proc/self/stat`, 10 ms ticks) per message, medians over the rounds.\n\
          - Machine: 2 cores, shared, noisy: read the ratios.\n",
         messages[0], messages[1]
