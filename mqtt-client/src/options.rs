@@ -70,6 +70,9 @@ pub struct Options {
     pub(crate) maximum_packet_size: u32,
     /// Topic Alias Maximum we accept from the server (MQTT 5); 0 refuses aliases.
     pub(crate) topic_alias_maximum: u16,
+    /// Set Topic Aliases on outgoing PUBLISHes when the server accepts them
+    /// (MQTT 5): true by default.
+    pub(crate) outgoing_topic_aliases: bool,
     /// Request Response Information (MQTT 5).
     pub(crate) request_response_information: bool,
     /// Request Problem Information (MQTT 5); `None` leaves the server default (true).
@@ -124,6 +127,7 @@ impl std::fmt::Debug for Options {
             .field("strict_receive_maximum", &self.strict_receive_maximum)
             .field("maximum_packet_size", &self.maximum_packet_size)
             .field("topic_alias_maximum", &self.topic_alias_maximum)
+            .field("outgoing_topic_aliases", &self.outgoing_topic_aliases)
             .field("request_queue", &self.request_queue)
             .field("reconnect", &self.reconnect)
             .field("restore_subscriptions", &self.restore_subscriptions)
@@ -156,6 +160,7 @@ impl Options {
             strict_receive_maximum: true,
             maximum_packet_size: mqtt_codec::MAX_PACKET_SIZE,
             topic_alias_maximum: 0,
+            outgoing_topic_aliases: true,
             request_response_information: false,
             request_problem_information: None,
             user_properties: Vec::new(),
@@ -342,6 +347,18 @@ impl Options {
     /// Topic Alias Maximum we accept from the server (MQTT 5); 0 refuses aliases.
     pub fn with_topic_alias_maximum(mut self, n: u16) -> Self {
         self.topic_alias_maximum = n;
+        self
+    }
+
+    /// Sets Topic Aliases on outgoing PUBLISHes (MQTT 5, 3.3.2.3.4) when the
+    /// server's CONNACK accepts them (Topic Alias Maximum above 0): on by default.
+    /// The first PUBLISH to a topic sends the topic with a new alias, later ones an
+    /// empty topic with the alias; once the server's maximum (or 1,024, the most
+    /// the client uses) is reached, the least recently used alias goes to the next
+    /// new topic. Aliases are forgotten with their connection, never used on a
+    /// resent PUBLISH, and never stored in the session.
+    pub fn with_outgoing_topic_aliases(mut self, on: bool) -> Self {
+        self.outgoing_topic_aliases = on;
         self
     }
 

@@ -63,6 +63,7 @@
 //!   incoming QoS 2:  <- PUBLISH  (application)  ack() -> PUBREC  <- PUBREL  PUBCOMP ->
 //! ```
 
+mod alias;
 mod auth;
 mod connect;
 mod ids;
@@ -217,6 +218,8 @@ pub struct Engine<T> {
     awaiting_release: IdSet,
     /// Topic aliases the server set on this connection (index alias - 1).
     aliases: Vec<Option<MqttString>>,
+    /// Topic aliases we set on this connection.
+    out_aliases: alias::OutgoingAliases,
     // Session store.
     /// Whether session changes are recorded ([`Engine::resume`]).
     recording: bool,
@@ -279,6 +282,7 @@ impl<T> Engine<T> {
             repeats: 0,
             awaiting_release: IdSet::new(),
             aliases: Vec::new(),
+            out_aliases: alias::OutgoingAliases::default(),
             recording: false,
             changes: Vec::new(),
             auth: None,
