@@ -55,6 +55,18 @@ pub enum ConnectionEvent {
         /// The SUBACK reason code.
         reason: ReasonCode,
     },
+    /// A message from the server was refused and not handed over: its Payload
+    /// Format Indicator says UTF-8 and its payload is not (MQTT 5, 3.3.2.3.2).
+    /// A QoS 1/2 message was answered with `reason` (0x99 Payload format
+    /// invalid), so the server does not send it again; a QoS 0 one was dropped.
+    MessageRefused {
+        /// The message's topic.
+        topic: String,
+        /// Its packet identifier (`None` for QoS 0).
+        packet_id: Option<PacketId>,
+        /// Why: 0x99 Payload format invalid.
+        reason: ReasonCode,
+    },
     /// The client is closed for good.
     Closed(ConnectionError),
     /// A re-authentication succeeded ([`Client::reauthenticate`]).

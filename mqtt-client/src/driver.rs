@@ -763,6 +763,17 @@ impl<C: Connector> Driver<C> {
                     reason,
                 });
             }
+            Event::MessageRefused {
+                topic,
+                packet_id,
+                reason,
+            } => {
+                let _ = self.shared.events.send(ConnectionEvent::MessageRefused {
+                    topic: topic.to_string(),
+                    packet_id,
+                    reason,
+                });
+            }
             Event::Reauthenticated => {
                 for waiter in self.reauth_waiters.drain(..) {
                     let _ = waiter.send(Ok(()));

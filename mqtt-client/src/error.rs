@@ -415,6 +415,10 @@ pub enum PublishError {
         /// What is wrong with it.
         reason: DecodeError,
     },
+    /// Refused before sending: the Payload Format Indicator is 1 (UTF-8) and
+    /// the payload is not well-formed UTF-8 (MQTT 5, 3.3.2.3.2; a server would
+    /// refuse it with 0x99 Payload format invalid).
+    InvalidPayload,
     /// Refused before sending: the packet cannot be encoded.
     Encode(EncodeError),
     /// The server kept no session and the policy is [`crate::SessionLostPolicy::Fail`].
@@ -436,6 +440,7 @@ impl PublishError {
             | Self::RetainNotSupported
             | Self::PropertyNotAllowed(_)
             | Self::InvalidTopic { .. }
+            | Self::InvalidPayload
             | Self::Encode(_) => ErrorKind::Configuration,
             Self::SessionLost | Self::ConnectionLost => ErrorKind::Transient,
             Self::Closed => ErrorKind::Closed,
@@ -458,6 +463,9 @@ impl fmt::Display for PublishError {
             Self::PropertyNotAllowed(p) => write!(f, "a client may not send {p} here"),
             Self::InvalidTopic { topic, reason } => {
                 write!(f, "invalid topic name {topic:?}: {reason}")
+            }
+            Self::InvalidPayload => {
+                f.write_str("the payload is not UTF-8 and its Payload Format Indicator says it is")
             }
             Self::Encode(e) => write!(f, "cannot encode: {e}"),
             Self::SessionLost => f.write_str("the server lost the session"),

@@ -238,8 +238,13 @@ impl<T> Engine<T> {
             return;
         }
         let Some(packet_id) = publish.packet_id else {
-            self.events
-                .push_back(Event::Message(Received { publish, ack: None }));
+            if payload_format_valid(&publish) {
+                self.events
+                    .push_back(Event::Message(Received { publish, ack: None }));
+            } else {
+                // QoS 0 has no ack to carry 0x99: dropped, and reported.
+                self.refuse_message(publish.topic, None);
+            }
             return;
         };
         if publish.qos == QoS::ExactlyOnce && self.awaiting_release.contains(packet_id) {
@@ -285,6 +290,20 @@ impl<T> Engine<T> {
             }
             self.overruns += 1;
         }
+        if !payload_format_valid(&publish) {
+            // Answered with 0x99 in its place among the acks; a failure PUBREC
+            // ends a QoS 2 flow [MQTT-4.3.3-4]. Not handed over.
+            self.incoming.push_back(InEntry {
+                packet_id,
+                qos: publish.qos,
+                ack: Some((ReasonCode::PAYLOAD_FORMAT_INVALID, AckProperties::EMPTY)),
+                repeat: false,
+            });
+            self.incoming_ids.insert(packet_id);
+            self.refuse_message(publish.topic, Some(packet_id));
+            self.flush_acks(now);
+            return;
+        }
         let seq = self.incoming_head + self.incoming.len() as u64;
         let qos = publish.qos;
         self.incoming.push_back(InEntry {
@@ -311,6 +330,20 @@ impl<T> Engine<T> {
                 ack: Some(ticket),
             }));
         }
+    }
+
+    /// A message the client will not hand over (its payload is not what its
+    /// Payload Format Indicator says): the application hears of it.
+    fn refuse_message(
+        &mut self,
+        topic: mqtt_codec::string::MqttString,
+        packet_id: Option<PacketId>,
+    ) {
+        self.events.push_back(Event::MessageRefused {
+            topic,
+            packet_id,
+            reason: ReasonCode::PAYLOAD_FORMAT_INVALID,
+        });
     }
 
     /// Applies a Topic Alias [MQTT-3.3.2-7..12]; false when it is invalid.
@@ -763,4 +796,13 @@ fn finish(
     } else {
         Err(PublishError::Rejected { reason, properties })
     }
+}
+
+/// Payload Format Indicator 1 says the payload is UTF-8 Encoded Character Data
+/// (MQTT 5, 3.3.2.3.2): the receiver may check it and answer a payload that is
+/// not well-formed UTF-8 with 0x99 Payload format invalid (PUBACK, PUBREC or
+/// DISCONNECT). The client checks it; 0 or absent means unspecified bytes.
+pub(crate) fn payload_format_valid(publish: &Publish) -> bool {
+    publish.properties().payload_format_indicator != Some(1)
+        || std::str::from_utf8(&publish.payload).is_ok()
 }

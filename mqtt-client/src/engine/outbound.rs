@@ -136,6 +136,10 @@ impl<T> Engine<T> {
                 return Err(PublishError::RetainNotSupported);
             }
         }
+        if !super::inbound::payload_format_valid(publish) {
+            // What we would refuse from the server we do not send (3.3.2.3.2).
+            return Err(PublishError::InvalidPayload);
+        }
         let props = publish.properties();
         if props.topic_alias.is_some() {
             return Err(PublishError::PropertyNotAllowed("Topic Alias"));

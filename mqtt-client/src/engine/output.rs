@@ -53,6 +53,19 @@ pub enum Event<T> {
     Reauthenticated,
     /// A message from the server.
     Message(Received),
+    /// A message from the server was refused and not handed over: its Payload
+    /// Format Indicator says UTF-8 and its payload is not (MQTT 5, 3.3.2.3.2).
+    /// A QoS 1/2 message was answered with `reason` (0x99 Payload format
+    /// invalid) in its PUBACK or PUBREC, in its place among the acks; a QoS 0
+    /// one was dropped.
+    MessageRefused {
+        /// The message's topic (resolved if it came with a Topic Alias).
+        topic: MqttString,
+        /// Its packet identifier (`None` for QoS 0).
+        packet_id: Option<PacketId>,
+        /// Why: 0x99 Payload format invalid.
+        reason: ReasonCode,
+    },
     /// An outgoing PUBLISH finished its flow.
     PublishDone {
         /// The token given to [`Engine::publish`](super::Engine::publish).
