@@ -668,11 +668,17 @@ impl futures_core::Stream for Incoming {
 pub struct Message {
     publish: Publish,
     token: Option<AckToken>,
+    /// The filters of our subscriptions it matched (by Subscription Identifier).
+    matched: Vec<MqttString>,
 }
 
 impl Message {
-    pub(crate) fn new(publish: Publish, token: Option<AckToken>) -> Self {
-        Self { publish, token }
+    pub(crate) fn new(publish: Publish, token: Option<AckToken>, matched: Vec<MqttString>) -> Self {
+        Self {
+            publish,
+            token,
+            matched,
+        }
     }
 
     /// The topic (resolved when the server used a Topic Alias).
@@ -704,6 +710,22 @@ impl Message {
     /// The MQTT 5 properties (empty in 3.1.1).
     pub fn properties(&self) -> &PublishProperties {
         self.publish.properties()
+    }
+
+    /// The Subscription Identifiers the server put on it (MQTT 5, 3.3.2.3.8):
+    /// one per matching subscription made with an identifier. Empty in 3.1.1.
+    pub fn subscription_identifiers(&self) -> &[u32] {
+        &self.publish.properties().subscription_identifiers
+    }
+
+    /// The filters of this client's subscriptions the message matched, found by
+    /// its [Subscription Identifiers](Message::subscription_identifiers): the
+    /// subscriptions made with them ([`crate::SubscribeRequest::identifier`], or
+    /// [`Options::with_automatic_subscription_identifiers`]), granted or still
+    /// awaiting their SUBACK. A subscription without an identifier is never
+    /// named here, nor one unsubscribed since.
+    pub fn matched_filters(&self) -> impl Iterator<Item = &str> + '_ {
+        self.matched.iter().map(MqttString::as_str)
     }
 
     /// The whole PUBLISH.

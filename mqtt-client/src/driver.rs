@@ -646,7 +646,7 @@ impl<C: Connector> Driver<C> {
                 let token = received
                     .ack
                     .map(|t| AckToken::new(t, self.ack_sender.clone(), self.shared.clone()));
-                let message = Message::new(received.publish, token);
+                let message = Message::new(received.publish, token, received.matched);
                 let message = if self.undelivered.is_empty() {
                     match self.messages.try_send(message) {
                         Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,

@@ -506,6 +506,9 @@ pub enum RequestError {
         /// What is wrong with it.
         reason: DecodeError,
     },
+    /// Refused before sending: a Subscription Identifier of 0 or above
+    /// 268,435,455 (MQTT 5, 3.8.2.1.2).
+    InvalidSubscriptionIdentifier(u32),
     /// Refused before sending: the packet cannot be encoded.
     Encode(EncodeError),
     /// Refused before sending: the server said it has no wildcard subscriptions,
@@ -546,6 +549,9 @@ impl fmt::Display for RequestError {
                 write!(f, "invalid topic filter {filter:?}: {reason}")
             }
             Self::InvalidProperty { what, reason } => write!(f, "invalid {what}: {reason}"),
+            Self::InvalidSubscriptionIdentifier(id) => {
+                write!(f, "invalid Subscription Identifier {id} (1 to 268,435,455)")
+            }
             Self::Encode(e) => write!(f, "cannot encode: {e}"),
             Self::NotSupported(what) => write!(f, "the server does not support {what}"),
             Self::PacketTooLarge => f.write_str("packet exceeds the server's maximum packet size"),

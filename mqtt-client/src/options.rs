@@ -73,6 +73,9 @@ pub struct Options {
     /// Set Topic Aliases on outgoing PUBLISHes when the server accepts them
     /// (MQTT 5): true by default.
     pub(crate) outgoing_topic_aliases: bool,
+    /// Give every SUBSCRIBE without a Subscription Identifier one of the
+    /// engine's (MQTT 5): false by default.
+    pub(crate) automatic_subscription_identifiers: bool,
     /// Request Response Information (MQTT 5).
     pub(crate) request_response_information: bool,
     /// Request Problem Information (MQTT 5); `None` leaves the server default (true).
@@ -128,6 +131,10 @@ impl std::fmt::Debug for Options {
             .field("maximum_packet_size", &self.maximum_packet_size)
             .field("topic_alias_maximum", &self.topic_alias_maximum)
             .field("outgoing_topic_aliases", &self.outgoing_topic_aliases)
+            .field(
+                "automatic_subscription_identifiers",
+                &self.automatic_subscription_identifiers,
+            )
             .field("request_queue", &self.request_queue)
             .field("reconnect", &self.reconnect)
             .field("restore_subscriptions", &self.restore_subscriptions)
@@ -161,6 +168,7 @@ impl Options {
             maximum_packet_size: mqtt_codec::MAX_PACKET_SIZE,
             topic_alias_maximum: 0,
             outgoing_topic_aliases: true,
+            automatic_subscription_identifiers: false,
             request_response_information: false,
             request_problem_information: None,
             user_properties: Vec::new(),
@@ -359,6 +367,18 @@ impl Options {
     /// resent PUBLISH, and never stored in the session.
     pub fn with_outgoing_topic_aliases(mut self, on: bool) -> Self {
         self.outgoing_topic_aliases = on;
+        self
+    }
+
+    /// Gives every SUBSCRIBE that has no Subscription Identifier one of the
+    /// client's own (MQTT 5, 3.8.2.1.2), when the server has them (CONNACK
+    /// Subscription Identifiers Available, true when absent): then every
+    /// incoming [`crate::Message`] says which subscriptions it matched
+    /// ([`crate::Message::matched_filters`]). Off by default: only the
+    /// identifiers the application sets ([`crate::SubscribeRequest::identifier`])
+    /// are sent. The identifiers are kept with the subscriptions in the session.
+    pub fn with_automatic_subscription_identifiers(mut self, on: bool) -> Self {
+        self.automatic_subscription_identifiers = on;
         self
     }
 

@@ -151,7 +151,9 @@ impl Model {
                     packet_id: Some(id),
                     ..
                 } => self.expected_acks.push_back(id.get()),
-                Event::MessageRefused { packet_id: None, .. } => {}
+                Event::MessageRefused {
+                    packet_id: None, ..
+                } => {}
                 Event::ConnectionLost(e) => {
                     assert_matches!(e, mqtt_client::ConnectionError::Io(_));
                 }

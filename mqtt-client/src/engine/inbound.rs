@@ -239,8 +239,12 @@ impl<T> Engine<T> {
         }
         let Some(packet_id) = publish.packet_id else {
             if payload_format_valid(&publish) {
-                self.events
-                    .push_back(Event::Message(Received { publish, ack: None }));
+                let matched = self.matched_filters(&publish);
+                self.events.push_back(Event::Message(Received {
+                    publish,
+                    ack: None,
+                    matched,
+                }));
             } else {
                 // QoS 0 has no ack to carry 0x99: dropped, and reported.
                 self.refuse_message(publish.topic, None);
@@ -319,15 +323,20 @@ impl<T> Engine<T> {
             packet_id,
             qos,
         };
+        let matched = self.matched_filters(&publish);
         if self.opts.auto_ack {
-            self.events
-                .push_back(Event::Message(Received { publish, ack: None }));
+            self.events.push_back(Event::Message(Received {
+                publish,
+                ack: None,
+                matched,
+            }));
             // Cannot fail: the ticket is of this connection and not yet acked.
             let _ = self.ack(now, ticket, ReasonCode::SUCCESS, AckProperties::EMPTY);
         } else {
             self.events.push_back(Event::Message(Received {
                 publish,
                 ack: Some(ticket),
+                matched,
             }));
         }
     }
@@ -720,6 +729,7 @@ impl<T> Engine<T> {
                 }
             }
         }
+        self.subscriptions_changed();
         if let Some(token) = request.token {
             let outcome = SubscribeOutcome {
                 packet_id: ack.packet_id,
@@ -767,6 +777,7 @@ impl<T> Engine<T> {
                 self.record(|| SessionChange::Unsubscribed(filter.clone()));
             }
         }
+        self.subscriptions_changed();
         if let Some(token) = request.token {
             let outcome = UnsubscribeOutcome {
                 packet_id: ack.packet_id,

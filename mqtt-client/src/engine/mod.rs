@@ -73,6 +73,7 @@ mod lifecycle;
 mod outbound;
 mod output;
 mod session;
+mod subids;
 mod timer;
 
 use std::collections::VecDeque;
@@ -206,6 +207,10 @@ pub struct Engine<T> {
     qos0_pending: Vec<T>,
     /// Active subscriptions, kept to restore them when a session is lost.
     subscriptions: Vec<SessionSubscription>,
+    /// Their Subscription Identifiers, indexed (`None`: to rebuild).
+    sub_index: subids::SubscriptionIndex,
+    /// The last Subscription Identifier the engine assigned itself.
+    last_sub_id: u32,
     // Incoming.
     incoming: VecDeque<InEntry>,
     /// Sequence number of `incoming`'s front.
@@ -276,6 +281,8 @@ impl<T> Engine<T> {
             requests: IdMap::default(),
             qos0_pending: Vec::new(),
             subscriptions: Vec::new(),
+            sub_index: None,
+            last_sub_id: 0,
             incoming: VecDeque::new(),
             incoming_head: 0,
             incoming_ids: IdSet::new(),

@@ -10,6 +10,7 @@ use mqtt_codec::topic::SharedSubscription;
 use mqtt_codec::{PacketId, ProtocolVersion, QoS};
 
 use super::alias::{self, AliasUse};
+use super::subids;
 use super::{Engine, Event, OutEntry, Refusal, Refused, Request, Stage, State};
 use crate::error::{PublishError, RequestError};
 use crate::session::SessionChange;
@@ -223,11 +224,14 @@ impl<T> Engine<T> {
         &mut self,
         now: Instant,
         filters: Vec<(MqttString, SubscriptionOptions)>,
-        properties: SubscribeProperties,
+        mut properties: SubscribeProperties,
         token: T,
     ) -> Result<PacketId, Refused<T, RequestError>> {
         if let Err(error) = self.check_subscribe(&filters, &properties) {
             return Err(Refused::invalid(error, token));
+        }
+        if self.state == State::Connected {
+            self.assign_identifier(&mut properties);
         }
         self.send_request(
             now,
@@ -268,6 +272,7 @@ impl<T> Engine<T> {
         filters: &[(MqttString, SubscriptionOptions)],
         properties: &SubscribeProperties,
     ) -> Result<(), RequestError> {
+        subids::check_identifier(properties)?;
         if self.version == ProtocolVersion::V5 {
             if properties.subscription_identifier.is_some()
                 && !self.server.subscription_identifiers_available()
@@ -433,6 +438,7 @@ impl<T> Engine<T> {
                 result: Err(error),
             }),
             (Packet::Subscribe(sub), None) => {
+                self.subscriptions_changed();
                 for (filter, _) in sub.filters {
                     self.subscriptions.retain(|s| s.filter != filter);
                     self.record(|| SessionChange::Unsubscribed(filter.clone()));

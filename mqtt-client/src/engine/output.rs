@@ -103,6 +103,12 @@ pub struct Received {
     pub publish: Publish,
     /// For QoS 1/2: what to give [`Engine::ack`](super::Engine::ack). `None` for QoS 0 and in auto-ack mode.
     pub ack: Option<AckId>,
+    /// The filters of our subscriptions this message matched, found by the
+    /// Subscription Identifiers it carries (MQTT 5, 3.3.2.3.8): those the
+    /// subscriptions were made with, granted or awaiting SUBACK. Empty when it
+    /// carries none, or none the session knows (a subscription since
+    /// unsubscribed, say).
+    pub matched: Vec<MqttString>,
 }
 
 /// Identifies one received QoS 1/2 message on one connection.
