@@ -65,6 +65,8 @@ pub enum ConnectionError {
         reason_string: Option<String>,
         /// Its Server Reference, if any.
         server_reference: Option<String>,
+        /// Its User Properties (name, value), in order; names may repeat.
+        user_properties: Vec<(String, String)>,
     },
     /// The server broke the protocol; the client sent DISCONNECT with `reason`
     /// (MQTT 5) and closed the connection.
@@ -165,6 +167,27 @@ impl ConnectionError {
         }
     }
 
+    /// The Reason String the server gave with a refusal (CONNACK) or a
+    /// DISCONNECT: text for humans, not to be parsed (MQTT 5, 3.14.2.2.3).
+    pub fn reason_string(&self) -> Option<&str> {
+        match self {
+            Self::Refused(r) => r.reason_string.as_deref(),
+            Self::ServerDisconnect { reason_string, .. } => reason_string.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The User Properties of the server's DISCONNECT (empty for any other
+    /// error), as (name, value) in the order sent.
+    pub fn user_properties(&self) -> &[(String, String)] {
+        match self {
+            Self::ServerDisconnect {
+                user_properties, ..
+            } => user_properties,
+            _ => &[],
+        }
+    }
+
     /// True when reconnecting cannot help (bad credentials, banned, ...).
     pub fn is_fatal(&self) -> bool {
         match self {
@@ -190,10 +213,7 @@ impl fmt::Display for ConnectionError {
                 ..
             } => {
                 write!(f, "the server disconnected: {}", reason)?;
-                if let Some(s) = reason_string {
-                    write!(f, " ({s})")?;
-                }
-                Ok(())
+                write_reason_string(f, reason_string.as_deref())
             }
             Self::ProtocolViolation { reason, detail } => write!(
                 f,
@@ -212,6 +232,19 @@ impl fmt::Display for ConnectionError {
             Self::Authentication { reason } => write!(f, "authentication failed: {reason}"),
         }
     }
+}
+
+/// A Reason String from the network, quoted and escaped: ` ("text")`.
+fn write_reason_string(f: &mut fmt::Formatter<'_>, reason_string: Option<&str>) -> fmt::Result {
+    match reason_string {
+        Some(s) => write!(f, " ({s:?})"),
+        None => Ok(()),
+    }
+}
+
+/// The Reason String of ack properties, if any.
+fn ack_reason_string(properties: &AckProperties) -> Option<&str> {
+    properties.reason_string.as_ref().map(|s| s.as_str())
 }
 
 impl std::error::Error for ConnectionError {
@@ -431,6 +464,14 @@ pub enum PublishError {
 }
 
 impl PublishError {
+    /// The Reason String of the server's failure ack ([`PublishError::Rejected`]).
+    pub fn reason_string(&self) -> Option<&str> {
+        match self {
+            Self::Rejected { properties, .. } => ack_reason_string(properties),
+            _ => None,
+        }
+    }
+
     /// What the application can do about it.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -451,7 +492,10 @@ impl PublishError {
 impl fmt::Display for PublishError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Rejected { reason, .. } => write!(f, "rejected by the server: {}", reason),
+            Self::Rejected { reason, properties } => {
+                write!(f, "rejected by the server: {}", reason)?;
+                write_reason_string(f, ack_reason_string(properties))
+            }
             Self::PacketTooLarge { size, maximum } => {
                 write!(
                     f,
@@ -516,6 +560,16 @@ pub enum RequestError {
     NotSupported(&'static str),
     /// Refused before sending: larger than the server's Maximum Packet Size.
     PacketTooLarge,
+    /// The server refused some or all of the filters of a SUBSCRIBE or
+    /// UNSUBSCRIBE (SUBACK/UNSUBACK reason codes 0x80 and above): what
+    /// [`crate::SubscribeOutcome::check`] and [`crate::UnsubscribeOutcome::check`]
+    /// make of such an answer.
+    Rejected {
+        /// Each refused filter: its position in the request and its reason code.
+        failures: Vec<(usize, ReasonCode)>,
+        /// The ack's properties (Reason String, User Properties).
+        properties: AckProperties,
+    },
     /// The client closed before the server answered.
     Closed,
     /// Not connected now (a re-authentication needs a connection).
@@ -529,10 +583,19 @@ pub enum RequestError {
 }
 
 impl RequestError {
+    /// The Reason String of the server's ack ([`RequestError::Rejected`]).
+    pub fn reason_string(&self) -> Option<&str> {
+        match self {
+            Self::Rejected { properties, .. } => ack_reason_string(properties),
+            _ => None,
+        }
+    }
+
     /// What the application can do about it.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Closed => ErrorKind::Closed,
+            Self::Rejected { .. } => ErrorKind::Rejected,
             Self::NotConnected | Self::AuthenticationInProgress | Self::ConnectionLost => {
                 ErrorKind::Transient
             }
@@ -555,6 +618,17 @@ impl fmt::Display for RequestError {
             Self::Encode(e) => write!(f, "cannot encode: {e}"),
             Self::NotSupported(what) => write!(f, "the server does not support {what}"),
             Self::PacketTooLarge => f.write_str("packet exceeds the server's maximum packet size"),
+            Self::Rejected {
+                failures,
+                properties,
+            } => {
+                f.write_str("refused by the server:")?;
+                for (i, (index, reason)) in failures.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "," };
+                    write!(f, "{sep} filter {index}: {reason}")?;
+                }
+                write_reason_string(f, ack_reason_string(properties))
+            }
             Self::Closed => f.write_str("the client closed before the server answered"),
             Self::NotConnected => f.write_str("not connected"),
             Self::NoAuthenticator => f.write_str("no authenticator was configured"),

@@ -925,3 +925,48 @@ fn refuses_a_payload_marked_utf8_that_is_not() {
     ));
     assert_eq!(h.take_sent().len(), 2);
 }
+
+// ----- Reason Strings surfaced ---------------------------------------------------------
+
+#[test]
+fn a_rejection_shows_the_servers_reason_string() {
+    let mut h = Harness::connected(V5);
+    let (token, id) = h.publish_id(message("secret/t", Q1, b"x"));
+    h.deliver(puback_rc(
+        id,
+        ReasonCode::NOT_AUTHORIZED,
+        reason_string("topic denied by ACL"),
+    ));
+    let done = h.publish_done();
+    assert_eq!(done[0].0, token);
+    let error = done[0].1.clone().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        r#"rejected by the server: Not authorized (0x87) ("topic denied by ACL")"#
+    );
+    assert_eq!(error.reason_string(), Some("topic denied by ACL"));
+    assert_eq!(error.kind(), mqtt_client::ErrorKind::Rejected);
+
+    // Without one, the code alone.
+    let (_, id) = h.publish_id(message("t", Q1, b"x"));
+    h.deliver(puback_rc(
+        id,
+        ReasonCode::QUOTA_EXCEEDED,
+        AckProperties::EMPTY,
+    ));
+    let error = h.publish_done()[0].1.clone().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "rejected by the server: Quota exceeded (0x97)"
+    );
+
+    // A success ack's Reason String is there too.
+    let (_, id) = h.publish_id(message("t", Q1, b"x"));
+    h.deliver(puback_rc(
+        id,
+        ReasonCode::NO_MATCHING_SUBSCRIBERS,
+        reason_string("nobody"),
+    ));
+    let outcome = h.publish_done()[0].1.clone().unwrap();
+    assert_eq!(outcome.reason_string(), Some("nobody"));
+}

@@ -686,3 +686,58 @@ fn automatic_identifiers_are_assigned_when_the_server_has_them() {
         vec![subscribe(1, &[("a/#", Q0)], SubscribeProperties::EMPTY)]
     );
 }
+
+// ----- Reason Strings surfaced ---------------------------------------------------------
+
+#[test]
+fn suback_and_unsuback_failures_show_the_reason_string() {
+    let mut h = Harness::connected(V5);
+    let (_, id) = h.subscribe(&[("ok/#", Q1), ("secret/#", Q1), ("x/#", Q0)]);
+    let mut ack = suback(
+        id,
+        &[
+            ReasonCode::GRANTED_QOS_1,
+            ReasonCode::NOT_AUTHORIZED,
+            ReasonCode::QUOTA_EXCEEDED,
+        ],
+    );
+    ack.properties = reason_string("topic denied by ACL");
+    h.deliver(ack);
+    let outcome = h.subscribe_done().1.unwrap();
+    assert_eq!(outcome.reason_string(), Some("topic denied by ACL"));
+    let error = outcome.check().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        r#"refused by the server: filter 1: Not authorized (0x87), filter 2: Quota exceeded (0x97) ("topic denied by ACL")"#
+    );
+    assert_eq!(error.reason_string(), Some("topic denied by ACL"));
+    assert_eq!(error.kind(), mqtt_client::ErrorKind::Rejected);
+    assert_matches!(
+        &error,
+        RequestError::Rejected { failures, .. }
+            if *failures == vec![(1, ReasonCode::NOT_AUTHORIZED), (2, ReasonCode::QUOTA_EXCEEDED)]
+    );
+    h.take_sent();
+
+    // Everything granted: check passes the outcome through.
+    let (_, id) = h.subscribe(&[("fine", Q0)]);
+    h.deliver(suback(id, &[ReasonCode::GRANTED_QOS_0]));
+    assert!(h.subscribe_done().1.unwrap().check().is_ok());
+
+    let (_, id) = h.unsubscribe(&["ok/#", "gone"]);
+    let mut ack = unsuback(
+        id,
+        &[
+            ReasonCode::NOT_AUTHORIZED,
+            ReasonCode::NO_SUBSCRIPTION_EXISTED,
+        ],
+    );
+    ack.properties = reason_string("read-only");
+    h.deliver(ack);
+    let outcome = h.unsubscribe_done().1.unwrap();
+    assert_eq!(outcome.reason_string(), Some("read-only"));
+    assert_eq!(
+        outcome.check().unwrap_err().to_string(),
+        r#"refused by the server: filter 0: Not authorized (0x87) ("read-only")"#
+    );
+}

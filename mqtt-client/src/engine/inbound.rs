@@ -85,6 +85,12 @@ impl<T> Engine<T> {
                         .server_reference
                         .as_ref()
                         .map(|s| s.to_string()),
+                    user_properties: d
+                        .properties
+                        .user_properties
+                        .iter()
+                        .map(|p| (p.name.to_string(), p.value.to_string()))
+                        .collect(),
                 };
                 // The server closes; we answer nothing [MQTT-3.14.4-1 is the sender's].
                 self.end_connection(now, error, None);

@@ -160,6 +160,48 @@ pub struct SubscribeOutcome {
     pub properties: AckProperties,
 }
 
+impl PublishOutcome {
+    /// The Reason String of the final ack, if the server sent one.
+    pub fn reason_string(&self) -> Option<&str> {
+        self.properties
+            .reason_string
+            .as_ref()
+            .map(MqttString::as_str)
+    }
+}
+
+impl SubscribeOutcome {
+    /// The Reason String of the SUBACK, if the server sent one.
+    pub fn reason_string(&self) -> Option<&str> {
+        self.properties
+            .reason_string
+            .as_ref()
+            .map(MqttString::as_str)
+    }
+
+    /// The outcome when every filter was granted; else
+    /// [`RequestError::Rejected`] with each refused filter's position and
+    /// reason code and the SUBACK's properties, whose `Display` includes the
+    /// Reason String (`refused by the server: filter 0: Not authorized (0x87)
+    /// ("topic denied by ACL")`).
+    pub fn check(self) -> Result<Self, RequestError> {
+        let failures: Vec<(usize, ReasonCode)> = self
+            .results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.err().map(|code| (i, code)))
+            .collect();
+        if failures.is_empty() {
+            Ok(self)
+        } else {
+            Err(RequestError::Rejected {
+                failures,
+                properties: self.properties,
+            })
+        }
+    }
+}
+
 /// An UNSUBACK.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnsubscribeOutcome {
@@ -169,6 +211,38 @@ pub struct UnsubscribeOutcome {
     pub results: Vec<ReasonCode>,
     /// The UNSUBACK's properties.
     pub properties: AckProperties,
+}
+
+impl UnsubscribeOutcome {
+    /// The Reason String of the UNSUBACK, if the server sent one.
+    pub fn reason_string(&self) -> Option<&str> {
+        self.properties
+            .reason_string
+            .as_ref()
+            .map(MqttString::as_str)
+    }
+
+    /// The outcome when no filter was refused (0x00 Success and 0x11 No
+    /// subscription existed both leave no subscription); else
+    /// [`RequestError::Rejected`] with each refused filter's position and reason
+    /// code (0x80 and above) and the UNSUBACK's properties.
+    pub fn check(self) -> Result<Self, RequestError> {
+        let failures: Vec<(usize, ReasonCode)> = self
+            .results
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, code)| !code.is_success())
+            .collect();
+        if failures.is_empty() {
+            Ok(self)
+        } else {
+            Err(RequestError::Rejected {
+                failures,
+                properties: self.properties,
+            })
+        }
+    }
 }
 
 /// A command the engine could not take; the token comes back.
