@@ -652,6 +652,61 @@ impl std::error::Error for RequestError {
     }
 }
 
+/// Why a request of [`crate::Client::request`] got no response.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// No response within the time given (the request may still have reached
+    /// its responder; a response arriving later is dropped).
+    Timeout,
+    /// The response topic could not be subscribed to (refused by the server,
+    /// the client closed, ...).
+    Subscribe(RequestError),
+    /// The request could not be published, or the server refused it.
+    Publish(PublishError),
+    /// No usable response topic: the configured or default one is not a valid
+    /// topic name, or the client identifier is not known yet (a server-assigned
+    /// one before the first connection).
+    ResponseTopic(String),
+    /// The client closed before the response came.
+    Closed,
+}
+
+impl ResponseError {
+    /// What the application can do about it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Timeout => ErrorKind::Transient,
+            Self::Subscribe(e) => e.kind(),
+            Self::Publish(e) => e.kind(),
+            Self::ResponseTopic(_) => ErrorKind::Configuration,
+            Self::Closed => ErrorKind::Closed,
+        }
+    }
+}
+
+impl fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("no response within the time given"),
+            Self::Subscribe(e) => write!(f, "cannot subscribe to the response topic: {e}"),
+            Self::Publish(e) => write!(f, "cannot publish the request: {e}"),
+            Self::ResponseTopic(why) => write!(f, "no usable response topic: {why}"),
+            Self::Closed => f.write_str("the client closed before the response came"),
+        }
+    }
+}
+
+impl std::error::Error for ResponseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Subscribe(e) => Some(e),
+            Self::Publish(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Why an acknowledgement was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -78,6 +78,9 @@ pub struct Options {
     pub(crate) automatic_subscription_identifiers: bool,
     /// Request Response Information (MQTT 5).
     pub(crate) request_response_information: bool,
+    /// The topic [`crate::Client::request`] awaits responses on (`None`: the
+    /// default, from the server's Response Information and the client id).
+    pub(crate) response_topic: Option<String>,
     /// Request Problem Information (MQTT 5); `None` leaves the server default (true).
     pub(crate) request_problem_information: Option<bool>,
     /// User Properties of CONNECT (MQTT 5).
@@ -135,6 +138,7 @@ impl std::fmt::Debug for Options {
                 "automatic_subscription_identifiers",
                 &self.automatic_subscription_identifiers,
             )
+            .field("response_topic", &self.response_topic)
             .field("request_queue", &self.request_queue)
             .field("reconnect", &self.reconnect)
             .field("restore_subscriptions", &self.restore_subscriptions)
@@ -170,6 +174,7 @@ impl Options {
             outgoing_topic_aliases: true,
             automatic_subscription_identifiers: false,
             request_response_information: false,
+            response_topic: None,
             request_problem_information: None,
             user_properties: Vec::new(),
             request_queue: 100,
@@ -382,9 +387,21 @@ impl Options {
         self
     }
 
-    /// Request Response Information (MQTT 5).
+    /// Request Response Information (MQTT 5, 3.1.2.11.6): asks the server for a
+    /// base of response topics (CONNACK Response Information,
+    /// [`crate::ServerInfo::response_information`]), which
+    /// [`crate::Client::request`] then uses for its default response topic.
     pub fn with_request_response_information(mut self, on: bool) -> Self {
         self.request_response_information = on;
+        self
+    }
+
+    /// The topic [`crate::Client::request`] awaits responses on, in place of the
+    /// default `{Response Information}/{client id}` (or `responses/{client id}`
+    /// without Response Information). It should be this client's alone: every
+    /// message on it is taken as a response. Checked at the first request.
+    pub fn with_response_topic(mut self, topic: impl Into<String>) -> Self {
+        self.response_topic = Some(topic.into());
         self
     }
 

@@ -341,6 +341,16 @@ impl ServerInfo {
         self.properties.server_keep_alive
     }
 
+    /// Response Information (3.2.2.3.15), if the server sent it: the base of
+    /// response topics, given when CONNECT asked for it
+    /// ([`crate::Options::with_request_response_information`]).
+    pub fn response_information(&self) -> Option<&str> {
+        self.properties
+            .response_information
+            .as_ref()
+            .map(MqttString::as_str)
+    }
+
     /// Assigned Client Identifier, if the server assigned one.
     pub fn assigned_client_identifier(&self) -> Option<&str> {
         self.properties
