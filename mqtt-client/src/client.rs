@@ -1,9 +1,10 @@
 //! The application's side: the cloneable [`Client`] handle, incoming [`Message`]s
 //! with their [`AckToken`]s, and completion handles.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::driver::{self, Command, Control};
 use crate::engine::{AckId, PublishOutcome, ServerInfo, SubscribeOutcome, UnsubscribeOutcome};
-use crate::error::{AckError, ConnectionError, PublishError, RequestError};
+use crate::error::{AckError, ConnectionError, PublishError, RequestError, ResponseError};
 use crate::options::Options;
 use crate::session::{Session, SessionStore, StoreError};
 use crate::subscription::{SubscribeRequest, Subscription, UnsubscribeRequest};
@@ -53,6 +54,18 @@ pub enum ConnectionEvent {
         /// The filter.
         filter: String,
         /// The SUBACK reason code.
+        reason: ReasonCode,
+    },
+    /// A message from the server was refused and not handed over: its Payload
+    /// Format Indicator says UTF-8 and its payload is not (MQTT 5, 3.3.2.3.2).
+    /// A QoS 1/2 message was answered with `reason` (0x99 Payload format
+    /// invalid), so the server does not send it again; a QoS 0 one was dropped.
+    MessageRefused {
+        /// The message's topic.
+        topic: String,
+        /// Its packet identifier (`None` for QoS 0).
+        packet_id: Option<PacketId>,
+        /// Why: 0x99 Payload format invalid.
         reason: ReasonCode,
     },
     /// The client is closed for good.
@@ -99,6 +112,101 @@ pub(crate) struct Shared {
     pub(crate) dropped_qos0: AtomicU64,
     /// True once the driver task has ended.
     pub(crate) finished: watch::Sender<bool>,
+    /// Request/response ([`Client::request`]): the driver routes messages on the
+    /// response topic to the requests waiting for them.
+    pub(crate) responses: Mutex<Responses>,
+    /// True once a response topic is in use: until then the driver does not
+    /// look at `responses` for every message.
+    pub(crate) responses_active: AtomicBool,
+    /// The response topic, subscribed to at the first request.
+    response_topic: tokio::sync::OnceCell<String>,
+    /// What the default response topic is made of.
+    response_config: ResponseConfig,
+    /// Correlation Data: this client's random prefix and a counter.
+    correlation_nonce: u64,
+    correlation_next: AtomicU64,
+}
+
+/// How [`Client::request`] finds its response topic.
+#[derive(Debug)]
+struct ResponseConfig {
+    /// [`Options::with_response_topic`].
+    topic: Option<String>,
+    /// [`Options::with_request_response_information`].
+    use_response_information: bool,
+}
+
+/// The requests waiting for a response, by Correlation Data, and the topic
+/// their responses come on.
+#[derive(Debug, Default)]
+pub(crate) struct Responses {
+    pub(crate) topic: Option<String>,
+    pub(crate) waiting: HashMap<Bytes, oneshot::Sender<Message>>,
+}
+
+impl Shared {
+    /// A message from the server is a response when it comes on the response
+    /// topic: it goes to the request waiting for its Correlation Data (or
+    /// nowhere, if none waits any more), acknowledged here, and not to
+    /// [`Incoming`]. Other messages come back.
+    pub(crate) fn route_response(&self, mut message: Message) -> Option<Message> {
+        if !self.responses_active.load(Ordering::Acquire) {
+            return Some(message);
+        }
+        let mut responses = self
+            .responses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if responses.topic.as_deref() != Some(message.topic()) {
+            return Some(message);
+        }
+        // The client took it: its ack is the client's to give. (A stale token
+        // is refused: the server sends the message again, and it comes here.)
+        let _ = message.ack();
+        let waiter = message
+            .properties()
+            .correlation_data
+            .as_ref()
+            .and_then(|c| responses.waiting.remove(c));
+        match waiter {
+            Some(waiter) => {
+                // The request may have timed out meanwhile: then it goes nowhere.
+                let _ = waiter.send(message);
+            }
+            None => tracing::debug!(
+                topic = message.topic(),
+                "a response nobody waits for (late, or not ours) was dropped"
+            ),
+        }
+        None
+    }
+
+    /// The client stopped: waiting requests end at once.
+    pub(crate) fn close_responses(&self) {
+        let mut responses = self
+            .responses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        responses.waiting.clear();
+    }
+}
+
+/// A request waiting for its response: forgotten when the wait ends, whatever
+/// ends it (response, timeout, error, the future dropped).
+struct Waiting<'a> {
+    shared: &'a Shared,
+    correlation: Bytes,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut responses = self
+            .shared
+            .responses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        responses.waiting.remove(&self.correlation);
+    }
 }
 
 impl Shared {
@@ -211,6 +319,15 @@ impl Client {
             dropped_tokens: AtomicU64::new(0),
             dropped_qos0: AtomicU64::new(0),
             finished: watch::Sender::new(false),
+            responses: Mutex::new(Responses::default()),
+            responses_active: AtomicBool::new(false),
+            response_topic: tokio::sync::OnceCell::new(),
+            response_config: ResponseConfig {
+                topic: options.response_topic.clone(),
+                use_response_information: options.request_response_information,
+            },
+            correlation_nonce: driver::random_seed(),
+            correlation_next: AtomicU64::new(0),
         });
         let (commands, command_rx) = mpsc::channel(options.request_queue.max(1));
         let (control, control_rx) = mpsc::unbounded_channel();
@@ -316,7 +433,7 @@ impl Client {
         request: impl Into<SubscribeRequest>,
     ) -> Result<SubscribeOutcome, RequestError> {
         let (filters, properties) = request.into().into_parts()?;
-        self.request(|done| Command::Subscribe {
+        self.send_request(|done| Command::Subscribe {
             filters,
             properties,
             done,
@@ -340,7 +457,7 @@ impl Client {
         request: impl Into<UnsubscribeRequest>,
     ) -> Result<UnsubscribeOutcome, RequestError> {
         let (filters, properties) = request.into().into_parts()?;
-        self.request(|done| Command::Unsubscribe {
+        self.send_request(|done| Command::Unsubscribe {
             filters,
             properties,
             done,
@@ -349,7 +466,7 @@ impl Client {
     }
 
     /// Sends a request through the bounded queue and waits for its answer.
-    async fn request<R>(
+    async fn send_request<R>(
         &self,
         command: impl FnOnce(oneshot::Sender<Result<R, RequestError>>) -> Command,
     ) -> Result<R, RequestError> {
@@ -359,6 +476,176 @@ impl Client {
             .await
             .map_err(|_| RequestError::Closed)?;
         rx.await.map_err(|_| RequestError::Closed)?
+    }
+
+    /// Sends a request and waits for its response (MQTT 5 request/response,
+    /// 4.10): publishes `payload` to `topic` at QoS 1 with a Response Topic and a
+    /// Correlation Data of its own, and returns the first message that comes
+    /// back on the response topic with that Correlation Data, or
+    /// [`ResponseError::Timeout`] after `timeout`. See [`Client::request_with`].
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn run(client: mqtt_client::Client) -> Result<(), mqtt_client::ResponseError> {
+    /// let reply = client
+    ///     .request("svc/thermostat/get", "line1", Duration::from_secs(5))
+    ///     .await?;
+    /// println!("{:?}", reply.payload());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn request(
+        &self,
+        topic: impl AsRef<str>,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Message, ResponseError> {
+        let topic = topic.as_ref();
+        let invalid = |reason| {
+            ResponseError::Publish(PublishError::InvalidTopic {
+                topic: topic.to_owned(),
+                reason,
+            })
+        };
+        mqtt_codec::topic::check_topic_name(topic).map_err(invalid)?;
+        let topic = MqttString::try_from(topic).map_err(invalid)?;
+        let publish = Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic,
+            packet_id: None,
+            properties: None,
+            payload: payload.into(),
+        };
+        self.request_with(publish, timeout).await
+    }
+
+    /// Sends `publish` as a request (its QoS, properties and all) and waits at
+    /// most `timeout` for the response; the Response Topic and Correlation Data
+    /// are the client's (any set in `publish` are replaced).
+    ///
+    /// The first request subscribes (QoS 1) to the response topic:
+    /// [`Options::with_response_topic`] if set, else
+    /// `{Response Information}/{client id}` when the options asked for Response
+    /// Information ([`Options::with_request_response_information`]) and the
+    /// server gave it, else `responses/{client id}`. The subscription is part of
+    /// the session (restored if the server loses it) and is made once; a failed
+    /// one is tried again by the next request.
+    ///
+    /// Every message on the response topic is taken by the client, acknowledged
+    /// on arrival and never handed to [`Incoming`]: the response goes to the
+    /// request that waits for its Correlation Data, and one that comes after
+    /// its request timed out (or that matches none) is dropped. Requests run
+    /// concurrently, each with its own Correlation Data (a random prefix of this
+    /// client and a counter). The response topic is fixed at the first request,
+    /// from what the server said then.
+    pub async fn request_with(
+        &self,
+        mut publish: Publish,
+        timeout: Duration,
+    ) -> Result<Message, ResponseError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let response_topic = tokio::time::timeout_at(deadline, self.response_topic())
+            .await
+            .map_err(|_| ResponseError::Timeout)??;
+        let response_topic = MqttString::try_from(response_topic.as_str())
+            .map_err(|e| ResponseError::ResponseTopic(e.to_string()))?;
+        let correlation = self.next_correlation();
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .responses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .waiting
+            .insert(correlation.clone(), tx);
+        let _waiting = Waiting {
+            shared: &self.shared,
+            correlation: correlation.clone(),
+        };
+        let properties = publish.properties.get_or_insert_with(Default::default);
+        properties.response_topic = Some(response_topic);
+        properties.correlation_data = Some(correlation);
+        let exchange = async {
+            let handle = self
+                .publish_with(publish)
+                .await
+                .map_err(ResponseError::Publish)?;
+            handle.await.map_err(ResponseError::Publish)?;
+            rx.await.map_err(|_| ResponseError::Closed)
+        };
+        tokio::time::timeout_at(deadline, exchange)
+            .await
+            .map_err(|_| ResponseError::Timeout)?
+    }
+
+    /// The response topic, subscribed to at the first call.
+    async fn response_topic(&self) -> Result<&String, ResponseError> {
+        self.shared
+            .response_topic
+            .get_or_try_init(|| async {
+                let topic = self.default_response_topic()?;
+                mqtt_codec::topic::check_topic_name(&topic)
+                    .map_err(|e| ResponseError::ResponseTopic(format!("{topic:?}: {e}")))?;
+                // Routed from now on, so that nothing on it reaches `Incoming`,
+                // even before the SUBACK (a retained message, say).
+                self.set_response_route(Some(topic.clone()));
+                let subscribed = self
+                    .subscribe(topic.as_str(), QoS::AtLeastOnce)
+                    .await
+                    .and_then(SubscribeOutcome::check);
+                match subscribed {
+                    Ok(_) => Ok(topic),
+                    Err(e) => {
+                        self.set_response_route(None);
+                        Err(ResponseError::Subscribe(e))
+                    }
+                }
+            })
+            .await
+    }
+
+    fn default_response_topic(&self) -> Result<String, ResponseError> {
+        let config = &self.shared.response_config;
+        if let Some(topic) = &config.topic {
+            return Ok(topic.clone());
+        }
+        let client_id = self.client_id();
+        if client_id.is_empty() {
+            return Err(ResponseError::ResponseTopic(
+                "the server has not assigned the client identifier yet".to_owned(),
+            ));
+        }
+        let server = self.server();
+        let base = server
+            .response_information()
+            .filter(|_| config.use_response_information)
+            .map(|b| b.trim_end_matches('/'))
+            .filter(|b| !b.is_empty())
+            .unwrap_or("responses");
+        Ok(format!("{base}/{client_id}"))
+    }
+
+    fn set_response_route(&self, topic: Option<String>) {
+        let active = topic.is_some();
+        self.shared
+            .responses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .topic = topic;
+        self.shared
+            .responses_active
+            .store(active, Ordering::Release);
+    }
+
+    /// Correlation Data unique to one request: 8 random bytes of this client,
+    /// then a counter.
+    fn next_correlation(&self) -> Bytes {
+        let n = self.shared.correlation_next.fetch_add(1, Ordering::Relaxed);
+        let mut data = Vec::with_capacity(16);
+        data.extend_from_slice(&self.shared.correlation_nonce.to_be_bytes());
+        data.extend_from_slice(&n.to_be_bytes());
+        Bytes::from(data)
     }
 
     /// Disconnects normally (reason 0x00) and waits until the transport is closed.
@@ -656,11 +943,17 @@ impl futures_core::Stream for Incoming {
 pub struct Message {
     publish: Publish,
     token: Option<AckToken>,
+    /// The filters of our subscriptions it matched (by Subscription Identifier).
+    matched: Vec<MqttString>,
 }
 
 impl Message {
-    pub(crate) fn new(publish: Publish, token: Option<AckToken>) -> Self {
-        Self { publish, token }
+    pub(crate) fn new(publish: Publish, token: Option<AckToken>, matched: Vec<MqttString>) -> Self {
+        Self {
+            publish,
+            token,
+            matched,
+        }
     }
 
     /// The topic (resolved when the server used a Topic Alias).
@@ -692,6 +985,22 @@ impl Message {
     /// The MQTT 5 properties (empty in 3.1.1).
     pub fn properties(&self) -> &PublishProperties {
         self.publish.properties()
+    }
+
+    /// The Subscription Identifiers the server put on it (MQTT 5, 3.3.2.3.8):
+    /// one per matching subscription made with an identifier. Empty in 3.1.1.
+    pub fn subscription_identifiers(&self) -> &[u32] {
+        &self.publish.properties().subscription_identifiers
+    }
+
+    /// The filters of this client's subscriptions the message matched, found by
+    /// its [Subscription Identifiers](Message::subscription_identifiers): the
+    /// subscriptions made with them ([`crate::SubscribeRequest::identifier`], or
+    /// [`Options::with_automatic_subscription_identifiers`]), granted or still
+    /// awaiting their SUBACK. A subscription without an identifier is never
+    /// named here, nor one unsubscribed since.
+    pub fn matched_filters(&self) -> impl Iterator<Item = &str> + '_ {
+        self.matched.iter().map(MqttString::as_str)
     }
 
     /// The whole PUBLISH.

@@ -651,7 +651,11 @@ impl<C: Connector> Driver<C> {
                 let token = received
                     .ack
                     .map(|t| AckToken::new(t, self.ack_sender.clone(), self.shared.clone()));
-                let message = Message::new(received.publish, token);
+                let message = Message::new(received.publish, token, received.matched);
+                // Responses to `Client::request` go to their requests.
+                let Some(message) = self.shared.route_response(message) else {
+                    return;
+                };
                 let message = if self.undelivered.is_empty() {
                     match self.messages.try_send(message) {
                         Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
@@ -768,6 +772,17 @@ impl<C: Connector> Driver<C> {
                     reason,
                 });
             }
+            Event::MessageRefused {
+                topic,
+                packet_id,
+                reason,
+            } => {
+                let _ = self.shared.events.send(ConnectionEvent::MessageRefused {
+                    topic: topic.to_string(),
+                    packet_id,
+                    reason,
+                });
+            }
             Event::Reauthenticated => {
                 for waiter in self.reauth_waiters.drain(..) {
                     let _ = waiter.send(Ok(()));
@@ -810,6 +825,7 @@ impl<C: Connector> Driver<C> {
         for waiter in self.reauth_waiters.drain(..) {
             let _ = waiter.send(Err(RequestError::Closed));
         }
+        self.shared.close_responses();
         if let Some(command) = self.pending.take() {
             fail_command(command);
         }
@@ -1034,7 +1050,7 @@ fn now() -> Instant {
 }
 
 /// A seed for the reconnection jitter, different in every process and client.
-fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

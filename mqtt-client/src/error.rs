@@ -65,6 +65,8 @@ pub enum ConnectionError {
         reason_string: Option<String>,
         /// Its Server Reference, if any.
         server_reference: Option<String>,
+        /// Its User Properties (name, value), in order; names may repeat.
+        user_properties: Vec<(String, String)>,
     },
     /// The server broke the protocol; the client sent DISCONNECT with `reason`
     /// (MQTT 5) and closed the connection.
@@ -165,6 +167,27 @@ impl ConnectionError {
         }
     }
 
+    /// The Reason String the server gave with a refusal (CONNACK) or a
+    /// DISCONNECT: text for humans, not to be parsed (MQTT 5, 3.14.2.2.3).
+    pub fn reason_string(&self) -> Option<&str> {
+        match self {
+            Self::Refused(r) => r.reason_string.as_deref(),
+            Self::ServerDisconnect { reason_string, .. } => reason_string.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The User Properties of the server's DISCONNECT (empty for any other
+    /// error), as (name, value) in the order sent.
+    pub fn user_properties(&self) -> &[(String, String)] {
+        match self {
+            Self::ServerDisconnect {
+                user_properties, ..
+            } => user_properties,
+            _ => &[],
+        }
+    }
+
     /// True when reconnecting cannot help (bad credentials, banned, ...).
     pub fn is_fatal(&self) -> bool {
         match self {
@@ -190,10 +213,7 @@ impl fmt::Display for ConnectionError {
                 ..
             } => {
                 write!(f, "the server disconnected: {}", reason)?;
-                if let Some(s) = reason_string {
-                    write!(f, " ({s})")?;
-                }
-                Ok(())
+                write_reason_string(f, reason_string.as_deref())
             }
             Self::ProtocolViolation { reason, detail } => write!(
                 f,
@@ -212,6 +232,19 @@ impl fmt::Display for ConnectionError {
             Self::Authentication { reason } => write!(f, "authentication failed: {reason}"),
         }
     }
+}
+
+/// A Reason String from the network, quoted and escaped: ` ("text")`.
+fn write_reason_string(f: &mut fmt::Formatter<'_>, reason_string: Option<&str>) -> fmt::Result {
+    match reason_string {
+        Some(s) => write!(f, " ({s:?})"),
+        None => Ok(()),
+    }
+}
+
+/// The Reason String of ack properties, if any.
+fn ack_reason_string(properties: &AckProperties) -> Option<&str> {
+    properties.reason_string.as_ref().map(|s| s.as_str())
 }
 
 impl std::error::Error for ConnectionError {
@@ -415,6 +448,10 @@ pub enum PublishError {
         /// What is wrong with it.
         reason: DecodeError,
     },
+    /// Refused before sending: the Payload Format Indicator is 1 (UTF-8) and
+    /// the payload is not well-formed UTF-8 (MQTT 5, 3.3.2.3.2; a server would
+    /// refuse it with 0x99 Payload format invalid).
+    InvalidPayload,
     /// Refused before sending: the packet cannot be encoded.
     Encode(EncodeError),
     /// The server kept no session and the policy is [`crate::SessionLostPolicy::Fail`].
@@ -427,6 +464,14 @@ pub enum PublishError {
 }
 
 impl PublishError {
+    /// The Reason String of the server's failure ack ([`PublishError::Rejected`]).
+    pub fn reason_string(&self) -> Option<&str> {
+        match self {
+            Self::Rejected { properties, .. } => ack_reason_string(properties),
+            _ => None,
+        }
+    }
+
     /// What the application can do about it.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -436,6 +481,7 @@ impl PublishError {
             | Self::RetainNotSupported
             | Self::PropertyNotAllowed(_)
             | Self::InvalidTopic { .. }
+            | Self::InvalidPayload
             | Self::Encode(_) => ErrorKind::Configuration,
             Self::SessionLost | Self::ConnectionLost => ErrorKind::Transient,
             Self::Closed => ErrorKind::Closed,
@@ -446,7 +492,10 @@ impl PublishError {
 impl fmt::Display for PublishError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Rejected { reason, .. } => write!(f, "rejected by the server: {}", reason),
+            Self::Rejected { reason, properties } => {
+                write!(f, "rejected by the server: {}", reason)?;
+                write_reason_string(f, ack_reason_string(properties))
+            }
             Self::PacketTooLarge { size, maximum } => {
                 write!(
                     f,
@@ -458,6 +507,9 @@ impl fmt::Display for PublishError {
             Self::PropertyNotAllowed(p) => write!(f, "a client may not send {p} here"),
             Self::InvalidTopic { topic, reason } => {
                 write!(f, "invalid topic name {topic:?}: {reason}")
+            }
+            Self::InvalidPayload => {
+                f.write_str("the payload is not UTF-8 and its Payload Format Indicator says it is")
             }
             Self::Encode(e) => write!(f, "cannot encode: {e}"),
             Self::SessionLost => f.write_str("the server lost the session"),
@@ -498,6 +550,9 @@ pub enum RequestError {
         /// What is wrong with it.
         reason: DecodeError,
     },
+    /// Refused before sending: a Subscription Identifier of 0 or above
+    /// 268,435,455 (MQTT 5, 3.8.2.1.2).
+    InvalidSubscriptionIdentifier(u32),
     /// Refused before sending: the packet cannot be encoded.
     Encode(EncodeError),
     /// Refused before sending: the server said it has no wildcard subscriptions,
@@ -505,6 +560,16 @@ pub enum RequestError {
     NotSupported(&'static str),
     /// Refused before sending: larger than the server's Maximum Packet Size.
     PacketTooLarge,
+    /// The server refused some or all of the filters of a SUBSCRIBE or
+    /// UNSUBSCRIBE (SUBACK/UNSUBACK reason codes 0x80 and above): what
+    /// [`crate::SubscribeOutcome::check`] and [`crate::UnsubscribeOutcome::check`]
+    /// make of such an answer.
+    Rejected {
+        /// Each refused filter: its position in the request and its reason code.
+        failures: Vec<(usize, ReasonCode)>,
+        /// The ack's properties (Reason String, User Properties).
+        properties: AckProperties,
+    },
     /// The client closed before the server answered.
     Closed,
     /// Not connected now (a re-authentication needs a connection).
@@ -518,10 +583,19 @@ pub enum RequestError {
 }
 
 impl RequestError {
+    /// The Reason String of the server's ack ([`RequestError::Rejected`]).
+    pub fn reason_string(&self) -> Option<&str> {
+        match self {
+            Self::Rejected { properties, .. } => ack_reason_string(properties),
+            _ => None,
+        }
+    }
+
     /// What the application can do about it.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Closed => ErrorKind::Closed,
+            Self::Rejected { .. } => ErrorKind::Rejected,
             Self::NotConnected | Self::AuthenticationInProgress | Self::ConnectionLost => {
                 ErrorKind::Transient
             }
@@ -538,9 +612,23 @@ impl fmt::Display for RequestError {
                 write!(f, "invalid topic filter {filter:?}: {reason}")
             }
             Self::InvalidProperty { what, reason } => write!(f, "invalid {what}: {reason}"),
+            Self::InvalidSubscriptionIdentifier(id) => {
+                write!(f, "invalid Subscription Identifier {id} (1 to 268,435,455)")
+            }
             Self::Encode(e) => write!(f, "cannot encode: {e}"),
             Self::NotSupported(what) => write!(f, "the server does not support {what}"),
             Self::PacketTooLarge => f.write_str("packet exceeds the server's maximum packet size"),
+            Self::Rejected {
+                failures,
+                properties,
+            } => {
+                f.write_str("refused by the server:")?;
+                for (i, (index, reason)) in failures.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "," };
+                    write!(f, "{sep} filter {index}: {reason}")?;
+                }
+                write_reason_string(f, ack_reason_string(properties))
+            }
             Self::Closed => f.write_str("the client closed before the server answered"),
             Self::NotConnected => f.write_str("not connected"),
             Self::NoAuthenticator => f.write_str("no authenticator was configured"),
@@ -559,6 +647,61 @@ impl std::error::Error for RequestError {
                 Some(reason)
             }
             Self::Encode(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Why a request of [`crate::Client::request`] got no response.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// No response within the time given (the request may still have reached
+    /// its responder; a response arriving later is dropped).
+    Timeout,
+    /// The response topic could not be subscribed to (refused by the server,
+    /// the client closed, ...).
+    Subscribe(RequestError),
+    /// The request could not be published, or the server refused it.
+    Publish(PublishError),
+    /// No usable response topic: the configured or default one is not a valid
+    /// topic name, or the client identifier is not known yet (a server-assigned
+    /// one before the first connection).
+    ResponseTopic(String),
+    /// The client closed before the response came.
+    Closed,
+}
+
+impl ResponseError {
+    /// What the application can do about it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Timeout => ErrorKind::Transient,
+            Self::Subscribe(e) => e.kind(),
+            Self::Publish(e) => e.kind(),
+            Self::ResponseTopic(_) => ErrorKind::Configuration,
+            Self::Closed => ErrorKind::Closed,
+        }
+    }
+}
+
+impl fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("no response within the time given"),
+            Self::Subscribe(e) => write!(f, "cannot subscribe to the response topic: {e}"),
+            Self::Publish(e) => write!(f, "cannot publish the request: {e}"),
+            Self::ResponseTopic(why) => write!(f, "no usable response topic: {why}"),
+            Self::Closed => f.write_str("the client closed before the response came"),
+        }
+    }
+}
+
+impl std::error::Error for ResponseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Subscribe(e) => Some(e),
+            Self::Publish(e) => Some(e),
             _ => None,
         }
     }

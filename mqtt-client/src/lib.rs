@@ -123,7 +123,7 @@ pub use client::{
 pub use engine::{PublishOutcome, ServerInfo, SubscribeOutcome, UnsubscribeOutcome};
 pub use error::{
     AckError, ConnectRefusal, ConnectionError, ErrorKind, Initiator, PublishError, RefusalKind,
-    RequestError, Violation,
+    RequestError, ResponseError, Violation,
 };
 pub use mqtt_codec as codec;
 pub use mqtt_codec::packet::RetainHandling;

@@ -70,8 +70,17 @@ pub struct Options {
     pub(crate) maximum_packet_size: u32,
     /// Topic Alias Maximum we accept from the server (MQTT 5); 0 refuses aliases.
     pub(crate) topic_alias_maximum: u16,
+    /// Set Topic Aliases on outgoing PUBLISHes when the server accepts them
+    /// (MQTT 5): true by default.
+    pub(crate) outgoing_topic_aliases: bool,
+    /// Give every SUBSCRIBE without a Subscription Identifier one of the
+    /// engine's (MQTT 5): false by default.
+    pub(crate) automatic_subscription_identifiers: bool,
     /// Request Response Information (MQTT 5).
     pub(crate) request_response_information: bool,
+    /// The topic [`crate::Client::request`] awaits responses on (`None`: the
+    /// default, from the server's Response Information and the client id).
+    pub(crate) response_topic: Option<String>,
     /// Request Problem Information (MQTT 5); `None` leaves the server default (true).
     pub(crate) request_problem_information: Option<bool>,
     /// User Properties of CONNECT (MQTT 5).
@@ -124,6 +133,12 @@ impl std::fmt::Debug for Options {
             .field("strict_receive_maximum", &self.strict_receive_maximum)
             .field("maximum_packet_size", &self.maximum_packet_size)
             .field("topic_alias_maximum", &self.topic_alias_maximum)
+            .field("outgoing_topic_aliases", &self.outgoing_topic_aliases)
+            .field(
+                "automatic_subscription_identifiers",
+                &self.automatic_subscription_identifiers,
+            )
+            .field("response_topic", &self.response_topic)
             .field("request_queue", &self.request_queue)
             .field("reconnect", &self.reconnect)
             .field("restore_subscriptions", &self.restore_subscriptions)
@@ -156,7 +171,10 @@ impl Options {
             strict_receive_maximum: true,
             maximum_packet_size: mqtt_codec::MAX_PACKET_SIZE,
             topic_alias_maximum: 0,
+            outgoing_topic_aliases: true,
+            automatic_subscription_identifiers: false,
             request_response_information: false,
+            response_topic: None,
             request_problem_information: None,
             user_properties: Vec::new(),
             request_queue: 100,
@@ -345,9 +363,45 @@ impl Options {
         self
     }
 
-    /// Request Response Information (MQTT 5).
+    /// Sets Topic Aliases on outgoing PUBLISHes (MQTT 5, 3.3.2.3.4) when the
+    /// server's CONNACK accepts them (Topic Alias Maximum above 0): on by default.
+    /// The first PUBLISH to a topic sends the topic with a new alias, later ones an
+    /// empty topic with the alias; once the server's maximum (or 1,024, the most
+    /// the client uses) is reached, the least recently used alias goes to the next
+    /// new topic. Aliases are forgotten with their connection, never used on a
+    /// resent PUBLISH, and never stored in the session.
+    pub fn with_outgoing_topic_aliases(mut self, on: bool) -> Self {
+        self.outgoing_topic_aliases = on;
+        self
+    }
+
+    /// Gives every SUBSCRIBE that has no Subscription Identifier one of the
+    /// client's own (MQTT 5, 3.8.2.1.2), when the server has them (CONNACK
+    /// Subscription Identifiers Available, true when absent): then every
+    /// incoming [`crate::Message`] says which subscriptions it matched
+    /// ([`crate::Message::matched_filters`]). Off by default: only the
+    /// identifiers the application sets ([`crate::SubscribeRequest::identifier`])
+    /// are sent. The identifiers are kept with the subscriptions in the session.
+    pub fn with_automatic_subscription_identifiers(mut self, on: bool) -> Self {
+        self.automatic_subscription_identifiers = on;
+        self
+    }
+
+    /// Request Response Information (MQTT 5, 3.1.2.11.6): asks the server for a
+    /// base of response topics (CONNACK Response Information,
+    /// [`crate::ServerInfo::response_information`]), which
+    /// [`crate::Client::request`] then uses for its default response topic.
     pub fn with_request_response_information(mut self, on: bool) -> Self {
         self.request_response_information = on;
+        self
+    }
+
+    /// The topic [`crate::Client::request`] awaits responses on, in place of the
+    /// default `{Response Information}/{client id}` (or `responses/{client id}`
+    /// without Response Information). It should be this client's alone: every
+    /// message on it is taken as a response. Checked at the first request.
+    pub fn with_response_topic(mut self, topic: impl Into<String>) -> Self {
+        self.response_topic = Some(topic.into());
         self
     }
 

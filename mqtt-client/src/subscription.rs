@@ -99,8 +99,10 @@ impl SubscribeRequest {
         self
     }
 
-    /// Subscription Identifier (MQTT 5, 1 to 268,435,455): the server puts it on
-    /// every message it sends for these subscriptions.
+    /// Subscription Identifier (MQTT 5, 1 to 268,435,455; anything else is refused
+    /// before sending with [`RequestError::InvalidSubscriptionIdentifier`]): the
+    /// server puts it on every message it sends for these subscriptions, and
+    /// [`crate::Message::matched_filters`] names them.
     pub fn identifier(mut self, id: u32) -> Self {
         self.identifier = Some(id);
         self
@@ -130,6 +132,10 @@ impl SubscribeRequest {
         }
         let mut properties = SubscribeProperties::EMPTY;
         properties.subscription_identifier = self.identifier;
+        // 0 is a Protocol Error, and the value is a Variable Byte Integer (3.8.2.1.2).
+        if let Some(id) = self.identifier.filter(|&id| id == 0 || id > 268_435_455) {
+            return Err(RequestError::InvalidSubscriptionIdentifier(id));
+        }
         properties.user_properties = user_properties(self.user_properties)?;
         Ok((filters, properties))
     }

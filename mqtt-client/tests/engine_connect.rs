@@ -510,3 +510,19 @@ fn the_connect_packet_is_the_only_thing_written_before_connack() {
     h.assert_nothing_sent();
     assert_eq!(h.engine.packet_ids_in_use(), 0);
 }
+
+#[test]
+fn a_will_marked_utf8_that_is_not_is_refused_at_start() {
+    let mut bad = will();
+    bad.payload = Bytes::from_static(b"\xc3(");
+    bad.properties.payload_format_indicator = Some(1);
+    let opts = options(ProtocolVersion::V5).with_will(bad);
+    assert_matches!(opts.validate(), Err(ConnectionError::InvalidOptions(what)) if what.starts_with("will"));
+
+    let mut good = will();
+    good.properties.payload_format_indicator = Some(1);
+    assert!(options(ProtocolVersion::V5)
+        .with_will(good)
+        .validate()
+        .is_ok());
+}

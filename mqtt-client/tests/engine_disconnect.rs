@@ -19,7 +19,7 @@ use mqtt_client::{
 };
 use mqtt_codec::error::DecodeError;
 use mqtt_codec::packet::{Disconnect, Packet, PacketType};
-use mqtt_codec::property::{AckProperties, ConnAckProperties, DisconnectProperties};
+use mqtt_codec::property::{AckProperties, ConnAckProperties, DisconnectProperties, UserProperty};
 use mqtt_codec::reason::ReasonCode;
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
@@ -237,6 +237,7 @@ fn a_server_disconnect_ends_the_connection_and_reconnection_follows() {
         reason,
         reason_string,
         server_reference,
+        ..
     } = error
     else {
         panic!("expected ServerDisconnect, got {error:?}");
@@ -327,6 +328,7 @@ fn every_connection_error_names_its_initiator() {
                 reason: ReasonCode::SESSION_TAKEN_OVER,
                 reason_string: None,
                 server_reference: None,
+                user_properties: Vec::new(),
             },
             Initiator::Remote,
             false,
@@ -384,4 +386,50 @@ fn refuses_a_reason_code_disconnect_cannot_carry_and_changes_nothing() {
         h.take_sent(),
         vec![disconnect(ReasonCode::NORMAL_DISCONNECTION)]
     );
+}
+
+// ----- Reason Strings and User Properties surfaced ---------------------------------------
+
+#[test]
+fn a_server_disconnect_shows_its_reason_string_and_keeps_its_user_properties() {
+    let mut h = Harness::connected(V5);
+    h.deliver(Packet::Disconnect(Box::new(Disconnect {
+        reason_code: ReasonCode::NOT_AUTHORIZED,
+        properties: DisconnectProperties {
+            reason_string: Some(topic("token \"expired\"")),
+            user_properties: vec![
+                UserProperty::new("node", "b-3").unwrap(),
+                UserProperty::new("node", "b-4").unwrap(),
+            ],
+            ..DisconnectProperties::EMPTY
+        },
+    })));
+
+    let error = h.close_and_expect_reconnect();
+    assert_eq!(
+        error.to_string(),
+        r#"the server disconnected: Not authorized (0x87) ("token \"expired\"")"#
+    );
+    assert_eq!(error.reason_string(), Some(r#"token "expired""#));
+    assert_eq!(
+        error.user_properties(),
+        &[
+            ("node".to_owned(), "b-3".to_owned()),
+            ("node".to_owned(), "b-4".to_owned())
+        ]
+    );
+    // Without a Reason String, nothing is added.
+    assert_eq!(
+        ConnectionError::ServerDisconnect {
+            reason: ReasonCode::SERVER_BUSY,
+            reason_string: None,
+            server_reference: None,
+            user_properties: Vec::new(),
+        }
+        .to_string(),
+        "the server disconnected: Server busy (0x89)"
+    );
+    assert!(ConnectionError::TransportClosed
+        .user_properties()
+        .is_empty());
 }

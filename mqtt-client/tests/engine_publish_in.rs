@@ -13,7 +13,7 @@
 mod engine_common;
 
 use engine_common::*;
-use mqtt_client::engine::State;
+use mqtt_client::engine::{Event, State};
 use mqtt_client::{AckError, ConnectionError, ProtocolVersion, QoS, Violation};
 use mqtt_codec::error::DecodeError;
 use mqtt_codec::packet::{Decoder, Packet, PacketType};
@@ -941,4 +941,112 @@ fn the_pubrec_for_a_repeated_qos2_publish_keeps_its_place_in_the_ack_order() {
     h.deliver(pubrel(1));
     assert_eq!(h.take_sent(), vec![pubcomp(1)]);
     assert_eq!(h.engine.incoming_inflight(), 0);
+}
+
+// ----- Payload Format Indicator (3.3.2.3.2) ----------------------------------------------
+
+/// A PUBLISH whose Payload Format Indicator says UTF-8 (`format` 1) or bytes (0).
+fn formatted(
+    id: Option<u16>,
+    qos: QoS,
+    format: u8,
+    payload: &'static [u8],
+) -> mqtt_codec::packet::Publish {
+    let publish = match id {
+        Some(id) => publish(id, "text/t", qos, payload),
+        None => message("text/t", qos, payload),
+    };
+    with_properties(
+        publish,
+        PublishProperties {
+            payload_format_indicator: Some(format),
+            ..PublishProperties::EMPTY
+        },
+    )
+}
+
+const NOT_UTF8: &[u8] = b"caf\xc3";
+
+#[test]
+fn a_utf8_payload_marked_utf8_is_delivered() {
+    let mut h = Harness::connected(V5);
+    h.deliver(formatted(None, Q0, 1, "café".as_bytes()));
+    h.deliver(formatted(Some(1), Q1, 1, b"plain"));
+    // Format 0: unspecified bytes, never checked.
+    h.deliver(formatted(None, Q0, 0, NOT_UTF8));
+    assert_eq!(h.messages().len(), 3);
+}
+
+#[test]
+fn qos1_and_qos2_with_an_invalid_utf8_payload_are_acked_with_0x99_and_not_delivered() {
+    let mut h = Harness::connected(V5);
+
+    h.deliver(formatted(Some(1), Q1, 1, NOT_UTF8));
+    h.deliver(formatted(Some(2), Q2, 1, NOT_UTF8));
+
+    assert_eq!(
+        h.take_sent(),
+        vec![
+            puback_rc(1, ReasonCode::PAYLOAD_FORMAT_INVALID, AckProperties::EMPTY),
+            pubrec_rc(2, ReasonCode::PAYLOAD_FORMAT_INVALID, AckProperties::EMPTY),
+        ]
+    );
+    let events = h.events();
+    assert_eq!(events.len(), 2, "{events:#?}");
+    for (event, id) in events.iter().zip([1, 2]) {
+        assert_matches!(
+            event,
+            Event::MessageRefused { topic, packet_id: Some(p), reason }
+                if topic.as_str() == "text/t"
+                    && *p == pid(id)
+                    && *reason == ReasonCode::PAYLOAD_FORMAT_INVALID
+        );
+    }
+    // The QoS 2 flow ended with the failure PUBREC [MQTT-4.3.3-4]: nothing is
+    // awaited, and the same identifier is a new message afterwards.
+    assert_eq!(h.engine.incoming_inflight(), 0);
+    h.deliver(publish(2, "text/t", Q2, b"fine"));
+    let ticket = h.ticket();
+    h.ack(ticket).unwrap();
+    assert_eq!(h.take_sent(), vec![pubrec(2)]);
+    assert_eq!(h.engine.state(), State::Connected);
+}
+
+#[test]
+fn a_refused_message_keeps_its_ack_in_arrival_order() {
+    let mut h = Harness::connected(V5);
+    h.deliver(publish(1, "t", Q1, b"first"));
+    let first = h.ticket();
+
+    h.deliver(formatted(Some(2), Q1, 1, NOT_UTF8));
+    // The 0x99 PUBACK waits for the ack of the message before it [MQTT-4.6.0-2].
+    h.assert_nothing_sent();
+    assert_matches!(h.events().as_slice(), [Event::MessageRefused { .. }]);
+
+    h.ack(first).unwrap();
+    assert_eq!(
+        h.take_sent(),
+        vec![
+            puback(1),
+            puback_rc(2, ReasonCode::PAYLOAD_FORMAT_INVALID, AckProperties::EMPTY),
+        ]
+    );
+}
+
+#[test]
+fn qos0_with_an_invalid_utf8_payload_is_dropped_and_reported() {
+    let mut h = Harness::connected(V5);
+
+    h.deliver(formatted(None, Q0, 1, NOT_UTF8));
+
+    h.assert_nothing_sent();
+    assert_matches!(
+        h.events().as_slice(),
+        [Event::MessageRefused {
+            packet_id: None,
+            reason: ReasonCode::PAYLOAD_FORMAT_INVALID,
+            ..
+        }]
+    );
+    assert_eq!(h.engine.state(), State::Connected);
 }

@@ -886,3 +886,87 @@ fn pubcomp_not_found_after_a_resent_pubrel_is_success() {
     );
     assert_eq!(h.engine.packet_ids_in_use(), 0);
 }
+
+// ----- Payload Format Indicator (3.3.2.3.2) ----------------------------------------------
+
+#[test]
+fn refuses_a_payload_marked_utf8_that_is_not() {
+    let mut h = Harness::connected(V5);
+    let marked = |payload: &'static [u8], qos| {
+        with_properties(
+            message("t", qos, payload),
+            PublishProperties {
+                payload_format_indicator: Some(1),
+                ..PublishProperties::EMPTY
+            },
+        )
+    };
+
+    for qos in [Q0, Q1, Q2] {
+        let refused = h.try_publish(marked(b"\xff\xfe", qos)).unwrap_err();
+        assert_matches!(
+            &refused.error,
+            Refusal::Invalid(e @ PublishError::InvalidPayload)
+                if e.kind() == mqtt_client::ErrorKind::Configuration
+        );
+    }
+    h.assert_nothing_sent();
+    h.assert_no_events();
+    assert_eq!(h.engine.packet_ids_in_use(), 0);
+
+    // Valid UTF-8 goes, and so do bytes marked as unspecified (0).
+    h.publish(marked("grüße".as_bytes(), Q0));
+    h.publish(with_properties(
+        message("t", Q0, b"\xff"),
+        PublishProperties {
+            payload_format_indicator: Some(0),
+            ..PublishProperties::EMPTY
+        },
+    ));
+    assert_eq!(h.take_sent().len(), 2);
+}
+
+// ----- Reason Strings surfaced ---------------------------------------------------------
+
+#[test]
+fn a_rejection_shows_the_servers_reason_string() {
+    let mut h = Harness::connected(V5);
+    let (token, id) = h.publish_id(message("secret/t", Q1, b"x"));
+    h.deliver(puback_rc(
+        id,
+        ReasonCode::NOT_AUTHORIZED,
+        reason_string("topic denied by ACL"),
+    ));
+    let done = h.publish_done();
+    assert_eq!(done[0].0, token);
+    let error = done[0].1.clone().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        r#"rejected by the server: Not authorized (0x87) ("topic denied by ACL")"#
+    );
+    assert_eq!(error.reason_string(), Some("topic denied by ACL"));
+    assert_eq!(error.kind(), mqtt_client::ErrorKind::Rejected);
+
+    // Without one, the code alone.
+    let (_, id) = h.publish_id(message("t", Q1, b"x"));
+    h.deliver(puback_rc(
+        id,
+        ReasonCode::QUOTA_EXCEEDED,
+        AckProperties::EMPTY,
+    ));
+    let error = h.publish_done()[0].1.clone().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "rejected by the server: Quota exceeded (0x97)"
+    );
+
+    // A success ack's Reason String is there too.
+    let (_, id) = h.publish_id(message("t", Q1, b"x"));
+    h.deliver(puback_rc(
+        id,
+        ReasonCode::NO_MATCHING_SUBSCRIBERS,
+        reason_string("nobody"),
+    ));
+    let outcome = h.publish_done()[0].1.clone().unwrap();
+    assert_eq!(outcome.reason_string(), Some("nobody"));
+}

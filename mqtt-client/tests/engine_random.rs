@@ -146,6 +146,14 @@ impl Model {
                         self.tickets.push(ticket);
                     }
                 }
+                // Acked by the engine itself (0x99), in its place.
+                Event::MessageRefused {
+                    packet_id: Some(id),
+                    ..
+                } => self.expected_acks.push_back(id.get()),
+                Event::MessageRefused {
+                    packet_id: None, ..
+                } => {}
                 Event::ConnectionLost(e) => {
                     assert_matches!(e, mqtt_client::ConnectionError::Io(_));
                 }

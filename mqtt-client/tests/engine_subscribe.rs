@@ -511,3 +511,233 @@ fn requests_without_a_connection_are_refused() {
         .unwrap_err();
     assert_eq!(refused.error, Refusal::Closed);
 }
+
+// ----- Subscription Identifiers -----------------------------------------------------
+
+/// A PUBLISH from the server carrying Subscription Identifiers.
+fn identified(topic_name: &str, ids: &[u32]) -> mqtt_codec::packet::Publish {
+    with_properties(
+        message(topic_name, Q0, b"x"),
+        mqtt_codec::property::PublishProperties {
+            subscription_identifiers: ids.to_vec(),
+            ..mqtt_codec::property::PublishProperties::EMPTY
+        },
+    )
+}
+
+fn matched(h: &mut Harness) -> Vec<Vec<String>> {
+    h.messages()
+        .into_iter()
+        .map(|m| m.matched.iter().map(|f| f.to_string()).collect())
+        .collect()
+}
+
+fn granted(h: &mut Harness, filters: &[(&str, QoS)], properties: SubscribeProperties) {
+    let (_, id) = h.subscribe_with(filters, properties);
+    let codes: Vec<ReasonCode> = filters.iter().map(|(_, q)| ReasonCode(*q as u8)).collect();
+    h.deliver(suback(id, &codes));
+    h.subscribe_done().1.unwrap();
+    h.take_sent();
+}
+
+#[test]
+fn incoming_messages_name_the_filters_of_their_subscription_identifiers() {
+    let mut h = Harness::connected(V5);
+    granted(&mut h, &[("a/+", Q0), ("a/#", Q0)], sub_id(7));
+    granted(&mut h, &[("+/b", Q0)], sub_id(9));
+    granted(&mut h, &[("plain/#", Q0)], SubscribeProperties::EMPTY);
+
+    h.deliver(identified("a/b", &[9, 7]));
+    h.deliver(identified("plain/x", &[]));
+    h.deliver(identified("a/x", &[42]));
+
+    assert_eq!(
+        matched(&mut h),
+        vec![
+            vec!["+/b".to_owned(), "a/+".to_owned(), "a/#".to_owned()],
+            vec![],
+            vec![],
+        ]
+    );
+}
+
+#[test]
+fn a_subscription_awaiting_its_suback_already_names_its_messages() {
+    let mut h = Harness::connected(V5);
+    let (_, id) = h.subscribe_with(&[("early/#", Q1)], sub_id(3));
+    // The server may send matching messages before SUBACK (3.8.4).
+    h.deliver(identified("early/x", &[3]));
+    assert_eq!(matched(&mut h), vec![vec!["early/#".to_owned()]]);
+
+    h.deliver(suback(id, &[ReasonCode::GRANTED_QOS_1]));
+    h.subscribe_done().1.unwrap();
+    h.deliver(identified("early/y", &[3]));
+    assert_eq!(matched(&mut h), vec![vec!["early/#".to_owned()]]);
+}
+
+#[test]
+fn unsubscribing_or_resubscribing_moves_the_identifier() {
+    let mut h = Harness::connected(V5);
+    granted(&mut h, &[("a", Q0), ("b", Q0)], sub_id(1));
+
+    // "a" subscribed again with another identifier: 1 now means only "b".
+    granted(&mut h, &[("a", Q0)], sub_id(2));
+    h.deliver(identified("a", &[1]));
+    h.deliver(identified("a", &[2]));
+    assert_eq!(
+        matched(&mut h),
+        vec![vec!["b".to_owned()], vec!["a".to_owned()]]
+    );
+
+    let (_, id) = h.unsubscribe(&["b"]);
+    h.deliver(unsuback(id, &[ReasonCode::SUCCESS]));
+    h.unsubscribe_done().1.unwrap();
+    h.deliver(identified("b", &[1]));
+    assert_eq!(matched(&mut h), vec![Vec::<String>::new()]);
+}
+
+#[test]
+fn identifiers_are_kept_with_the_subscriptions_in_the_session() {
+    let mut h = Harness::connected(V5);
+    granted(&mut h, &[("s/#", Q1)], sub_id(11));
+    let session = h.engine.session();
+    assert_eq!(
+        session.subscriptions[0].properties.subscription_identifier,
+        Some(11)
+    );
+
+    // A new engine resuming that session knows what 11 means.
+    let mut resumed = Harness::resumed(options(V5), session);
+    resumed.open();
+    resumed.connack(false, ConnAckProperties::EMPTY);
+    resumed.events();
+    resumed.deliver(identified("s/1", &[11]));
+    assert_eq!(matched(&mut resumed), vec![vec!["s/#".to_owned()]]);
+}
+
+#[test]
+fn refuses_a_subscription_identifier_of_0_or_above_the_maximum() {
+    let mut h = Harness::connected(V5);
+    for bad in [0, 268_435_456, u32::MAX] {
+        let token = h.token();
+        let refused = h
+            .engine
+            .subscribe(h.now, sub_filters(&[("a", Q0)]), sub_id(bad), token)
+            .unwrap_err();
+        assert_eq!(
+            refused.error,
+            Refusal::Invalid(RequestError::InvalidSubscriptionIdentifier(bad))
+        );
+        assert!(RequestError::InvalidSubscriptionIdentifier(bad)
+            .to_string()
+            .contains("Subscription Identifier"));
+    }
+    h.flush();
+    h.assert_nothing_sent();
+    assert_eq!(h.engine.packet_ids_in_use(), 0);
+    // The largest one goes.
+    h.subscribe_with(&[("a", Q0)], sub_id(268_435_455));
+    assert_eq!(
+        h.take_sent(),
+        vec![subscribe(1, &[("a", Q0)], sub_id(268_435_455))]
+    );
+}
+
+#[test]
+fn automatic_identifiers_are_assigned_when_the_server_has_them() {
+    let opts = options(V5).with_automatic_subscription_identifiers(true);
+    let mut h = Harness::connected_with(opts.clone(), ConnAckProperties::EMPTY);
+
+    h.subscribe(&[("a/#", Q0)]);
+    h.subscribe_with(&[("b/#", Q0)], sub_id(2)); // the application's own: kept
+    h.subscribe(&[("c/#", Q0), ("d/#", Q0)]);
+    assert_eq!(
+        h.take_sent(),
+        vec![
+            subscribe(1, &[("a/#", Q0)], sub_id(1)),
+            subscribe(2, &[("b/#", Q0)], sub_id(2)),
+            // 2 is taken (pending): the next free one.
+            subscribe(3, &[("c/#", Q0), ("d/#", Q0)], sub_id(3)),
+        ]
+    );
+    h.deliver(identified("c/x", &[3]));
+    assert_eq!(
+        matched(&mut h),
+        vec![vec!["c/#".to_owned(), "d/#".to_owned()]]
+    );
+
+    // A server without them: none assigned (and an explicit one is refused).
+    let no_ids = ConnAckProperties {
+        subscription_identifiers_available: Some(false),
+        ..ConnAckProperties::EMPTY
+    };
+    let mut h = Harness::connected_with(opts, no_ids);
+    h.subscribe(&[("a/#", Q0)]);
+    assert_eq!(
+        h.take_sent(),
+        vec![subscribe(1, &[("a/#", Q0)], SubscribeProperties::EMPTY)]
+    );
+
+    // Off by default.
+    let mut h = Harness::connected(V5);
+    h.subscribe(&[("a/#", Q0)]);
+    assert_eq!(
+        h.take_sent(),
+        vec![subscribe(1, &[("a/#", Q0)], SubscribeProperties::EMPTY)]
+    );
+}
+
+// ----- Reason Strings surfaced ---------------------------------------------------------
+
+#[test]
+fn suback_and_unsuback_failures_show_the_reason_string() {
+    let mut h = Harness::connected(V5);
+    let (_, id) = h.subscribe(&[("ok/#", Q1), ("secret/#", Q1), ("x/#", Q0)]);
+    let mut ack = suback(
+        id,
+        &[
+            ReasonCode::GRANTED_QOS_1,
+            ReasonCode::NOT_AUTHORIZED,
+            ReasonCode::QUOTA_EXCEEDED,
+        ],
+    );
+    ack.properties = reason_string("topic denied by ACL");
+    h.deliver(ack);
+    let outcome = h.subscribe_done().1.unwrap();
+    assert_eq!(outcome.reason_string(), Some("topic denied by ACL"));
+    let error = outcome.check().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        r#"refused by the server: filter 1: Not authorized (0x87), filter 2: Quota exceeded (0x97) ("topic denied by ACL")"#
+    );
+    assert_eq!(error.reason_string(), Some("topic denied by ACL"));
+    assert_eq!(error.kind(), mqtt_client::ErrorKind::Rejected);
+    assert_matches!(
+        &error,
+        RequestError::Rejected { failures, .. }
+            if *failures == vec![(1, ReasonCode::NOT_AUTHORIZED), (2, ReasonCode::QUOTA_EXCEEDED)]
+    );
+    h.take_sent();
+
+    // Everything granted: check passes the outcome through.
+    let (_, id) = h.subscribe(&[("fine", Q0)]);
+    h.deliver(suback(id, &[ReasonCode::GRANTED_QOS_0]));
+    assert!(h.subscribe_done().1.unwrap().check().is_ok());
+
+    let (_, id) = h.unsubscribe(&["ok/#", "gone"]);
+    let mut ack = unsuback(
+        id,
+        &[
+            ReasonCode::NOT_AUTHORIZED,
+            ReasonCode::NO_SUBSCRIPTION_EXISTED,
+        ],
+    );
+    ack.properties = reason_string("read-only");
+    h.deliver(ack);
+    let outcome = h.unsubscribe_done().1.unwrap();
+    assert_eq!(outcome.reason_string(), Some("read-only"));
+    assert_eq!(
+        outcome.check().unwrap_err().to_string(),
+        r#"refused by the server: filter 0: Not authorized (0x87) ("read-only")"#
+    );
+}

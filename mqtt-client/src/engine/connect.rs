@@ -111,6 +111,17 @@ fn connect_packet(
                 .to_owned(),
         ));
     }
+    if let Some(will) = &opts.will {
+        // A server refuses it with 0x99 (3.1.3.2.3): found at start instead.
+        if will.properties.payload_format_indicator == Some(1)
+            && std::str::from_utf8(&will.payload).is_err()
+        {
+            return Err(ConnectionError::InvalidOptions(
+                "will: the payload is not UTF-8 and its Payload Format Indicator says it is"
+                    .to_owned(),
+            ));
+        }
+    }
     let client_id = MqttString::try_from(client_id).map_err(|e| invalid("client id", &e))?;
     let username = match opts.username.as_deref() {
         Some(u) => Some(MqttString::try_from(u).map_err(|e| invalid("user name", &e))?),

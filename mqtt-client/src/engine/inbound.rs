@@ -85,6 +85,12 @@ impl<T> Engine<T> {
                         .server_reference
                         .as_ref()
                         .map(|s| s.to_string()),
+                    user_properties: d
+                        .properties
+                        .user_properties
+                        .iter()
+                        .map(|p| (p.name.to_string(), p.value.to_string()))
+                        .collect(),
                 };
                 // The server closes; we answer nothing [MQTT-3.14.4-1 is the sender's].
                 self.end_connection(now, error, None);
@@ -238,8 +244,17 @@ impl<T> Engine<T> {
             return;
         }
         let Some(packet_id) = publish.packet_id else {
-            self.events
-                .push_back(Event::Message(Received { publish, ack: None }));
+            if payload_format_valid(&publish) {
+                let matched = self.matched_filters(&publish);
+                self.events.push_back(Event::Message(Received {
+                    publish,
+                    ack: None,
+                    matched,
+                }));
+            } else {
+                // QoS 0 has no ack to carry 0x99: dropped, and reported.
+                self.refuse_message(publish.topic, None);
+            }
             return;
         };
         if publish.qos == QoS::ExactlyOnce && self.awaiting_release.contains(packet_id) {
@@ -285,6 +300,20 @@ impl<T> Engine<T> {
             }
             self.overruns += 1;
         }
+        if !payload_format_valid(&publish) {
+            // Answered with 0x99 in its place among the acks; a failure PUBREC
+            // ends a QoS 2 flow [MQTT-4.3.3-4]. Not handed over.
+            self.incoming.push_back(InEntry {
+                packet_id,
+                qos: publish.qos,
+                ack: Some((ReasonCode::PAYLOAD_FORMAT_INVALID, AckProperties::EMPTY)),
+                repeat: false,
+            });
+            self.incoming_ids.insert(packet_id);
+            self.refuse_message(publish.topic, Some(packet_id));
+            self.flush_acks(now);
+            return;
+        }
         let seq = self.incoming_head + self.incoming.len() as u64;
         let qos = publish.qos;
         self.incoming.push_back(InEntry {
@@ -300,17 +329,36 @@ impl<T> Engine<T> {
             packet_id,
             qos,
         };
+        let matched = self.matched_filters(&publish);
         if self.opts.auto_ack {
-            self.events
-                .push_back(Event::Message(Received { publish, ack: None }));
+            self.events.push_back(Event::Message(Received {
+                publish,
+                ack: None,
+                matched,
+            }));
             // Cannot fail: the ticket is of this connection and not yet acked.
             let _ = self.ack(now, ticket, ReasonCode::SUCCESS, AckProperties::EMPTY);
         } else {
             self.events.push_back(Event::Message(Received {
                 publish,
                 ack: Some(ticket),
+                matched,
             }));
         }
+    }
+
+    /// A message the client will not hand over (its payload is not what its
+    /// Payload Format Indicator says): the application hears of it.
+    fn refuse_message(
+        &mut self,
+        topic: mqtt_codec::string::MqttString,
+        packet_id: Option<PacketId>,
+    ) {
+        self.events.push_back(Event::MessageRefused {
+            topic,
+            packet_id,
+            reason: ReasonCode::PAYLOAD_FORMAT_INVALID,
+        });
     }
 
     /// Applies a Topic Alias [MQTT-3.3.2-7..12]; false when it is invalid.
@@ -687,6 +735,7 @@ impl<T> Engine<T> {
                 }
             }
         }
+        self.subscriptions_changed();
         if let Some(token) = request.token {
             let outcome = SubscribeOutcome {
                 packet_id: ack.packet_id,
@@ -734,6 +783,7 @@ impl<T> Engine<T> {
                 self.record(|| SessionChange::Unsubscribed(filter.clone()));
             }
         }
+        self.subscriptions_changed();
         if let Some(token) = request.token {
             let outcome = UnsubscribeOutcome {
                 packet_id: ack.packet_id,
@@ -763,4 +813,13 @@ fn finish(
     } else {
         Err(PublishError::Rejected { reason, properties })
     }
+}
+
+/// Payload Format Indicator 1 says the payload is UTF-8 Encoded Character Data
+/// (MQTT 5, 3.3.2.3.2): the receiver may check it and answer a payload that is
+/// not well-formed UTF-8 with 0x99 Payload format invalid (PUBACK, PUBREC or
+/// DISCONNECT). The client checks it; 0 or absent means unspecified bytes.
+pub(crate) fn payload_format_valid(publish: &Publish) -> bool {
+    publish.properties().payload_format_indicator != Some(1)
+        || std::str::from_utf8(&publish.payload).is_ok()
 }

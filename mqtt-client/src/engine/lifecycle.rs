@@ -32,6 +32,7 @@ impl<T> Engine<T> {
         self.decoder =
             Decoder::new(self.version).with_max_packet_size(self.opts.maximum_packet_size);
         self.aliases.clear();
+        self.out_aliases.clear();
         self.timers.stop_all();
         self.timers
             .set(Timer::ConnectTimeout, now + self.opts.connect_timeout);
@@ -91,6 +92,7 @@ impl<T> Engine<T> {
         self.incoming_ids.clear();
         self.repeats = 0;
         self.aliases.clear();
+        self.out_aliases.clear();
         for token in self.qos0_pending.drain(..) {
             self.events.push_back(Event::PublishDone {
                 token,

@@ -63,6 +63,7 @@
 //!   incoming QoS 2:  <- PUBLISH  (application)  ack() -> PUBREC  <- PUBREL  PUBCOMP ->
 //! ```
 
+mod alias;
 mod auth;
 mod connect;
 mod ids;
@@ -72,6 +73,7 @@ mod lifecycle;
 mod outbound;
 mod output;
 mod session;
+mod subids;
 mod timer;
 
 use std::collections::VecDeque;
@@ -205,6 +207,10 @@ pub struct Engine<T> {
     qos0_pending: Vec<T>,
     /// Active subscriptions, kept to restore them when a session is lost.
     subscriptions: Vec<SessionSubscription>,
+    /// Their Subscription Identifiers, indexed (`None`: to rebuild).
+    sub_index: subids::SubscriptionIndex,
+    /// The last Subscription Identifier the engine assigned itself.
+    last_sub_id: u32,
     // Incoming.
     incoming: VecDeque<InEntry>,
     /// Sequence number of `incoming`'s front.
@@ -217,6 +223,8 @@ pub struct Engine<T> {
     awaiting_release: IdSet,
     /// Topic aliases the server set on this connection (index alias - 1).
     aliases: Vec<Option<MqttString>>,
+    /// Topic aliases we set on this connection.
+    out_aliases: alias::OutgoingAliases,
     // Session store.
     /// Whether session changes are recorded ([`Engine::resume`]).
     recording: bool,
@@ -273,12 +281,15 @@ impl<T> Engine<T> {
             requests: IdMap::default(),
             qos0_pending: Vec::new(),
             subscriptions: Vec::new(),
+            sub_index: None,
+            last_sub_id: 0,
             incoming: VecDeque::new(),
             incoming_head: 0,
             incoming_ids: IdSet::new(),
             repeats: 0,
             awaiting_release: IdSet::new(),
             aliases: Vec::new(),
+            out_aliases: alias::OutgoingAliases::default(),
             recording: false,
             changes: Vec::new(),
             auth: None,

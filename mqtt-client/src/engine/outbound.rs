@@ -9,6 +9,8 @@ use mqtt_codec::string::MqttString;
 use mqtt_codec::topic::SharedSubscription;
 use mqtt_codec::{PacketId, ProtocolVersion, QoS};
 
+use super::alias::{self, AliasUse};
+use super::subids;
 use super::{Engine, Event, OutEntry, Refusal, Refused, Request, Stage, State};
 use crate::error::{PublishError, RequestError};
 use crate::session::SessionChange;
@@ -24,8 +26,15 @@ impl<T> Engine<T> {
     /// unavailable, larger than its Maximum Packet Size), it is refused before
     /// anything is written and the token comes back. `packet_id` and `dup` are set
     /// by the engine; a Topic Alias or Subscription Identifier is refused (the
-    /// client does not use outgoing aliases, and a client must not send
+    /// engine sets outgoing aliases itself, and a client must not send
     /// Subscription Identifiers [MQTT-3.3.4-6]).
+    ///
+    /// With [`crate::Options::with_outgoing_topic_aliases`] on (the default) and a
+    /// server that accepts Topic Aliases, the PUBLISH goes on the wire with one
+    /// (see `engine/alias.rs`: first use sends topic and alias, later ones an
+    /// empty topic, the least recently used alias is replaced when all are
+    /// taken); the engine keeps, stores and resends the message with its full
+    /// topic and no alias.
     pub fn publish(
         &mut self,
         now: Instant,
@@ -56,25 +65,33 @@ impl<T> Engine<T> {
             publish.packet_id = Some(id);
         }
         let packet = Packet::Publish(publish);
-        if let Err(error) = self.check_size(&packet) {
-            if let Packet::Publish(Publish {
-                packet_id: Some(id),
-                ..
-            }) = packet
-            {
-                self.ids.free(id);
+        // What goes on the wire may carry a Topic Alias; the in-flight table and
+        // the session keep the full topic. The size checked is the one sent.
+        let encoded = self.wire_publish(&packet).and_then(|wire| {
+            let sent = match &wire {
+                Some((aliased, _)) => aliased,
+                None => &packet,
+            };
+            sent.encode(self.version, &mut self.tx)
+                .map_err(PublishError::Encode)?;
+            Ok(wire.map(|(_, use_)| use_))
+        });
+        match encoded {
+            Ok(alias) => {
+                if let (Some(use_), Packet::Publish(publish)) = (alias, &packet) {
+                    self.out_aliases.commit(&publish.topic, use_);
+                }
             }
-            return Err(Refused::invalid(error, token));
-        }
-        if let Err(e) = packet.encode(self.version, &mut self.tx) {
-            if let Packet::Publish(Publish {
-                packet_id: Some(id),
-                ..
-            }) = packet
-            {
-                self.ids.free(id);
+            Err(error) => {
+                if let Packet::Publish(Publish {
+                    packet_id: Some(id),
+                    ..
+                }) = packet
+                {
+                    self.ids.free(id);
+                }
+                return Err(Refused::invalid(error, token));
             }
-            return Err(Refused::invalid(PublishError::Encode(e), token));
         }
         self.wrote(now);
         let Packet::Publish(publish) = packet else {
@@ -120,6 +137,10 @@ impl<T> Engine<T> {
                 return Err(PublishError::RetainNotSupported);
             }
         }
+        if !super::inbound::payload_format_valid(publish) {
+            // What we would refuse from the server we do not send (3.3.2.3.2).
+            return Err(PublishError::InvalidPayload);
+        }
         let props = publish.properties();
         if props.topic_alias.is_some() {
             return Err(PublishError::PropertyNotAllowed("Topic Alias"));
@@ -128,6 +149,44 @@ impl<T> Engine<T> {
             return Err(PublishError::PropertyNotAllowed("Subscription Identifier"));
         }
         Ok(())
+    }
+
+    /// How many outgoing Topic Aliases this connection may use: the server's
+    /// Topic Alias Maximum (3.2.2.3.8; 0 when absent [MQTT-3.3.2-9]), within our
+    /// own bound, and none when the option is off or in 3.1.1.
+    fn outgoing_alias_maximum(&self) -> u16 {
+        if self.version != ProtocolVersion::V5
+            || !self.opts.outgoing_topic_aliases
+            || self.state != State::Connected
+        {
+            return 0;
+        }
+        self.server
+            .topic_alias_maximum()
+            .min(alias::MAX_OUTGOING_ALIASES)
+    }
+
+    /// The PUBLISH to write in place of `packet` when it goes with a Topic Alias
+    /// (and the alias it uses), or `None` to write `packet` as it is; checked
+    /// against the server's Maximum Packet Size as written. A new alias that
+    /// would make the packet too large is left out rather than refusing it.
+    fn wire_publish(&self, packet: &Packet) -> Result<Option<(Packet, AliasUse)>, PublishError> {
+        let Packet::Publish(publish) = packet else {
+            return self.check_size(packet).map(|()| None);
+        };
+        if let Some(use_) = self
+            .out_aliases
+            .plan(&publish.topic, self.outgoing_alias_maximum())
+        {
+            let aliased = Packet::Publish(use_.apply(publish));
+            match self.check_size(&aliased) {
+                Ok(()) => return Ok(Some((aliased, use_))),
+                // Without the alias the topic is sent in full: larger still.
+                Err(error) if matches!(use_, AliasUse::Known(_)) => return Err(error),
+                Err(_) => {}
+            }
+        }
+        self.check_size(packet).map(|()| None)
     }
 
     /// [MQTT-3.1.2-24] nothing larger than the server's Maximum Packet Size.
@@ -165,11 +224,14 @@ impl<T> Engine<T> {
         &mut self,
         now: Instant,
         filters: Vec<(MqttString, SubscriptionOptions)>,
-        properties: SubscribeProperties,
+        mut properties: SubscribeProperties,
         token: T,
     ) -> Result<PacketId, Refused<T, RequestError>> {
         if let Err(error) = self.check_subscribe(&filters, &properties) {
             return Err(Refused::invalid(error, token));
+        }
+        if self.state == State::Connected {
+            self.assign_identifier(&mut properties);
         }
         self.send_request(
             now,
@@ -210,6 +272,7 @@ impl<T> Engine<T> {
         filters: &[(MqttString, SubscriptionOptions)],
         properties: &SubscribeProperties,
     ) -> Result<(), RequestError> {
+        subids::check_identifier(properties)?;
         if self.version == ProtocolVersion::V5 {
             if properties.subscription_identifier.is_some()
                 && !self.server.subscription_identifiers_available()
@@ -375,6 +438,7 @@ impl<T> Engine<T> {
                 result: Err(error),
             }),
             (Packet::Subscribe(sub), None) => {
+                self.subscriptions_changed();
                 for (filter, _) in sub.filters {
                     self.subscriptions.retain(|s| s.filter != filter);
                     self.record(|| SessionChange::Unsubscribed(filter.clone()));

@@ -53,6 +53,19 @@ pub enum Event<T> {
     Reauthenticated,
     /// A message from the server.
     Message(Received),
+    /// A message from the server was refused and not handed over: its Payload
+    /// Format Indicator says UTF-8 and its payload is not (MQTT 5, 3.3.2.3.2).
+    /// A QoS 1/2 message was answered with `reason` (0x99 Payload format
+    /// invalid) in its PUBACK or PUBREC, in its place among the acks; a QoS 0
+    /// one was dropped.
+    MessageRefused {
+        /// The message's topic (resolved if it came with a Topic Alias).
+        topic: MqttString,
+        /// Its packet identifier (`None` for QoS 0).
+        packet_id: Option<PacketId>,
+        /// Why: 0x99 Payload format invalid.
+        reason: ReasonCode,
+    },
     /// An outgoing PUBLISH finished its flow.
     PublishDone {
         /// The token given to [`Engine::publish`](super::Engine::publish).
@@ -90,6 +103,12 @@ pub struct Received {
     pub publish: Publish,
     /// For QoS 1/2: what to give [`Engine::ack`](super::Engine::ack). `None` for QoS 0 and in auto-ack mode.
     pub ack: Option<AckId>,
+    /// The filters of our subscriptions this message matched, found by the
+    /// Subscription Identifiers it carries (MQTT 5, 3.3.2.3.8): those the
+    /// subscriptions were made with, granted or awaiting SUBACK. Empty when it
+    /// carries none, or none the session knows (a subscription since
+    /// unsubscribed, say).
+    pub matched: Vec<MqttString>,
 }
 
 /// Identifies one received QoS 1/2 message on one connection.
@@ -141,6 +160,48 @@ pub struct SubscribeOutcome {
     pub properties: AckProperties,
 }
 
+impl PublishOutcome {
+    /// The Reason String of the final ack, if the server sent one.
+    pub fn reason_string(&self) -> Option<&str> {
+        self.properties
+            .reason_string
+            .as_ref()
+            .map(MqttString::as_str)
+    }
+}
+
+impl SubscribeOutcome {
+    /// The Reason String of the SUBACK, if the server sent one.
+    pub fn reason_string(&self) -> Option<&str> {
+        self.properties
+            .reason_string
+            .as_ref()
+            .map(MqttString::as_str)
+    }
+
+    /// The outcome when every filter was granted; else
+    /// [`RequestError::Rejected`] with each refused filter's position and
+    /// reason code and the SUBACK's properties, whose `Display` includes the
+    /// Reason String (`refused by the server: filter 0: Not authorized (0x87)
+    /// ("topic denied by ACL")`).
+    pub fn check(self) -> Result<Self, RequestError> {
+        let failures: Vec<(usize, ReasonCode)> = self
+            .results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.err().map(|code| (i, code)))
+            .collect();
+        if failures.is_empty() {
+            Ok(self)
+        } else {
+            Err(RequestError::Rejected {
+                failures,
+                properties: self.properties,
+            })
+        }
+    }
+}
+
 /// An UNSUBACK.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnsubscribeOutcome {
@@ -150,6 +211,38 @@ pub struct UnsubscribeOutcome {
     pub results: Vec<ReasonCode>,
     /// The UNSUBACK's properties.
     pub properties: AckProperties,
+}
+
+impl UnsubscribeOutcome {
+    /// The Reason String of the UNSUBACK, if the server sent one.
+    pub fn reason_string(&self) -> Option<&str> {
+        self.properties
+            .reason_string
+            .as_ref()
+            .map(MqttString::as_str)
+    }
+
+    /// The outcome when no filter was refused (0x00 Success and 0x11 No
+    /// subscription existed both leave no subscription); else
+    /// [`RequestError::Rejected`] with each refused filter's position and reason
+    /// code (0x80 and above) and the UNSUBACK's properties.
+    pub fn check(self) -> Result<Self, RequestError> {
+        let failures: Vec<(usize, ReasonCode)> = self
+            .results
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, code)| !code.is_success())
+            .collect();
+        if failures.is_empty() {
+            Ok(self)
+        } else {
+            Err(RequestError::Rejected {
+                failures,
+                properties: self.properties,
+            })
+        }
+    }
 }
 
 /// A command the engine could not take; the token comes back.
@@ -246,6 +339,16 @@ impl ServerInfo {
     /// Server Keep Alive, if the server imposed one.
     pub fn server_keep_alive(&self) -> Option<u16> {
         self.properties.server_keep_alive
+    }
+
+    /// Response Information (3.2.2.3.15), if the server sent it: the base of
+    /// response topics, given when CONNECT asked for it
+    /// ([`crate::Options::with_request_response_information`]).
+    pub fn response_information(&self) -> Option<&str> {
+        self.properties
+            .response_information
+            .as_ref()
+            .map(MqttString::as_str)
     }
 
     /// Assigned Client Identifier, if the server assigned one.

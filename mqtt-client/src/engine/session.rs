@@ -73,6 +73,7 @@ impl<T> Engine<T> {
             engine.awaiting_release.insert(id);
         }
         engine.subscriptions = subscriptions;
+        engine.subscriptions_changed();
         engine
     }
 
