@@ -106,6 +106,22 @@ fn wait_for_log(broker: &Mosquitto, needle: &str) -> String {
     }
 }
 
+/// Polls the broker's log until `needle` occurs `count` times (5 s at most).
+fn wait_for_log_count(broker: &Mosquitto, needle: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = broker.log();
+        if log.matches(needle).count() >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{needle:?} not {count} times in log:\n{log}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn two_instances_get_different_ports_and_accept_connect() {
     let mut a = Mosquitto::start();
@@ -217,8 +233,13 @@ fn autosave_interval_saves_without_shutdown() {
         .persistence(true)
         .autosave_interval(1)
         .start();
+    const SAVING: &str = "Saving in-memory database";
     publish_retained(&broker);
-    wait_for_log(&broker, "Saving in-memory database");
+    // The log names a save as it begins, and a save may have begun before the
+    // message arrived: the second save begun after it proves one whole save
+    // that holds it.
+    let before = broker.log().matches(SAVING).count();
+    wait_for_log_count(&broker, SAVING, before + 2);
     broker.kill();
     broker.restart();
     assert!(has_retained(&broker), "autosaved before SIGKILL");

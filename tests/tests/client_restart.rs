@@ -531,9 +531,12 @@ async fn qos2_resent_as_new_after_session_loss_keeps_its_payload() {
     // The subscriber's session and subscription survive the restart.
     let (sub, mut incoming) = connect(persistent("keep-sub"), &addr).await;
     sub.subscribe("k/t", QoS::ExactlyOnce).await.unwrap();
-    // The publisher's session ends with its connection.
+    // The publisher's session ends with its connection. Without Topic Aliases
+    // both PUBLISHes carry the topic, so equal sizes mean the same message.
     let (publisher, _) = connect(
-        Options::new("keep-pub").with_reconnect(fast_backoff()),
+        Options::new("keep-pub")
+            .with_reconnect(fast_backoff())
+            .with_outgoing_topic_aliases(false),
         &proxy.addr(),
     )
     .await;

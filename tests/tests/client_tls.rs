@@ -17,7 +17,7 @@ mod client_common;
 
 use std::sync::Arc;
 
-use client_common::{fast_backoff, recv, within, WAIT};
+use client_common::{fast_backoff, recv, round_trip, within, WAIT};
 use mqtt_client::transport::{KeyProblem, Servers, TlsError, TlsOptions, TransportError};
 use mqtt_client::{Client, ConnectionError, Incoming, Options, QoS};
 use mqtt_tests::broker::Mosquitto;
@@ -83,22 +83,6 @@ async fn connect(
         Client::connect(Options::new(id).with_reconnect(fast_backoff()), servers),
     )
     .await
-}
-
-/// Publishes one QoS 1 message to `topic` and receives it back.
-async fn round_trip(client: &Client, incoming: &mut Incoming, topic: &str) {
-    client.subscribe(topic, QoS::AtLeastOnce).await.unwrap();
-    let done = client
-        .publish(topic, QoS::AtLeastOnce, false, "over TLS")
-        .await
-        .unwrap();
-    within(WAIT, "PUBACK", done).await.unwrap();
-    let mut message = recv(incoming).await;
-    assert_eq!(
-        (message.topic(), &message.payload()[..]),
-        (topic, &b"over TLS"[..])
-    );
-    message.ack().unwrap();
 }
 
 async fn connects(id: &str, url: &str, tls: TlsOptions) {

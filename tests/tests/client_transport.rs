@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use client_common::{fast_backoff, kill, recv, wait_event, within, TempDir, WAIT};
+use client_common::{fast_backoff, kill, recv, round_trip, wait_event, within, TempDir, WAIT};
 use mqtt_client::codec::ReasonCode;
 use mqtt_client::transport::{Proxy, ProxyError, Servers, TransportError};
 use mqtt_client::{
@@ -31,22 +31,6 @@ async fn connect(options: Options, servers: Servers) -> (Client, Incoming) {
     within(WAIT, "connect", Client::connect(options, servers))
         .await
         .unwrap_or_else(|e| panic!("could not connect: {e}"))
-}
-
-/// Publishes one QoS 1 message to `topic` and receives it back.
-async fn round_trip(client: &Client, incoming: &mut Incoming, topic: &str) {
-    client.subscribe(topic, QoS::AtLeastOnce).await.unwrap();
-    let done = client
-        .publish(topic, QoS::AtLeastOnce, false, "ping")
-        .await
-        .unwrap();
-    within(WAIT, "PUBACK", done).await.unwrap();
-    let mut message = recv(incoming).await;
-    assert_eq!(
-        (message.topic(), &message.payload()[..]),
-        (topic, &b"ping"[..])
-    );
-    message.ack().unwrap();
 }
 
 fn password_file(dir: &TempDir, user: &str, password: &str) -> PathBuf {

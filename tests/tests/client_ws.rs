@@ -18,12 +18,14 @@ mod client_common;
 
 use std::time::Duration;
 
-use client_common::{fast_backoff, recv, within, WAIT};
+use client_common::{fast_backoff, recv, round_trip, within, WAIT};
 use futures_util::{SinkExt, StreamExt};
-use mqtt_client::transport::{Proxy, Servers, TlsOptions, TransportError, WsError, WsOptions};
+use mqtt_client::transport::{
+    Proxy, Servers, TlsError, TlsOptions, TransportError, WsError, WsOptions,
+};
 use mqtt_client::{Client, ConnectionError, Incoming, Options, ProtocolVersion, QoS};
 use mqtt_tests::broker::Mosquitto;
-use mqtt_tests::pki::{Pki, Validity};
+use mqtt_tests::pki::{KeyFormat, Pki, Validity};
 use mqtt_tests::proxy::ConnectProxy;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -32,7 +34,8 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-/// A mosquitto with a WebSocket listener (0) and a secure one (1).
+/// A mosquitto with a WebSocket listener (0), a secure one (1) and a secure one
+/// that requires a client certificate of the test CA (2).
 struct WsBroker {
     broker: Mosquitto,
     pki: Pki,
@@ -49,6 +52,13 @@ impl WsBroker {
                 format!("certfile {}", server.cert.display()),
                 format!("keyfile {}", server.key.display()),
             ])
+            .listener([
+                "protocol websockets".to_owned(),
+                format!("certfile {}", server.cert.display()),
+                format!("keyfile {}", server.key.display()),
+                format!("cafile {}", pki.ca_file().display()),
+                "require_certificate true".to_owned(),
+            ])
             .start();
         Self { broker, pki }
     }
@@ -59,6 +69,10 @@ impl WsBroker {
 
     fn wss(&self) -> String {
         format!("wss://localhost:{}/mqtt", self.broker.listener_port(1))
+    }
+
+    fn wss_mutual(&self) -> String {
+        format!("wss://localhost:{}/mqtt", self.broker.listener_port(2))
     }
 
     fn servers(&self, url: &str) -> Servers {
@@ -140,6 +154,43 @@ async fn secure_websocket_to_mosquitto_at_every_qos() {
             assert!(matches!(*error, TransportError::Tls(_)), "{error:?}");
         }
         other => panic!("expected a TLS error, got {other:?}"),
+    }
+}
+
+/// Mutual TLS under a WebSocket: with a client certificate the upgrade and the
+/// session work; without one the server's refusal (a TLS 1.3 alert read during
+/// the upgrade) is the TLS error it is, fatal, not a WebSocket I/O error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_websocket_with_mutual_tls() {
+    let b = WsBroker::start();
+    let files = b.pki.client("wss-mtls", KeyFormat::Pkcs8);
+    let tls = TlsOptions::new()
+        .with_ca_file(b.pki.ca_file())
+        .with_client_cert_files(&files.cert, &files.key);
+    let servers = Servers::parse(&b.wss_mutual()).unwrap().with_tls(tls);
+    let (client, mut incoming) = connect(Options::new("wss-mtls"), servers).await;
+    round_trip(&client, &mut incoming, "wss/mtls").await;
+    client.disconnect().await.unwrap();
+
+    let without = b.servers(&b.wss_mutual());
+    match within(
+        WAIT,
+        "wss without a client certificate",
+        Client::connect(Options::new("wss-no-cert"), without),
+    )
+    .await
+    {
+        Err(ConnectionError::Transport { error, .. }) => {
+            assert!(
+                matches!(
+                    *error,
+                    TransportError::Tls(TlsError::ClientCertificateRefused(_))
+                ),
+                "{error:?}"
+            );
+            assert!(error.is_fatal(), "{error:?}");
+        }
+        other => panic!("expected the client certificate refused, got {other:?}"),
     }
 }
 

@@ -266,7 +266,17 @@ impl Servers {
                     max_frame,
                 )
                 .await
-                .map_err(TransportError::WebSocket)?;
+                .map_err(|e| match e {
+                    // A TLS 1.3 server refuses a client certificate after the
+                    // handshake: the alert arrives on the upgrade's first read.
+                    super::ws::WsError::Io(io) => match super::tls::classify(io) {
+                        super::tls::TlsError::Io(io) => {
+                            TransportError::WebSocket(super::ws::WsError::Io(io))
+                        }
+                        tls => TransportError::Tls(tls),
+                    },
+                    e => TransportError::WebSocket(e),
+                })?;
                 Ok(NetStream::Wss(Box::new(ws)))
             }
             #[allow(unreachable_patterns, reason = "which arms exist depends on features")]

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use mqtt_client::{Backoff, ConnectionEvent, Incoming, Message};
+use mqtt_client::{Backoff, Client, ConnectionEvent, Incoming, Message, QoS};
 use mqtt_tests::broker::Mosquitto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -53,6 +53,23 @@ pub(crate) async fn recv(incoming: &mut Incoming) -> Message {
     within(WAIT, "waiting for a message", incoming.recv())
         .await
         .expect("client closed while a message was expected")
+}
+
+/// Subscribes to `topic`, publishes one QoS 1 message to it and receives it back.
+pub(crate) async fn round_trip(client: &Client, incoming: &mut Incoming, topic: &str) {
+    client.subscribe(topic, QoS::AtLeastOnce).await.unwrap();
+    let payload = format!("round trip on {topic}");
+    let done = client
+        .publish(topic, QoS::AtLeastOnce, false, payload.clone())
+        .await
+        .unwrap();
+    within(WAIT, "PUBACK", done).await.unwrap();
+    let mut message = recv(incoming).await;
+    assert_eq!(
+        (message.topic(), &message.payload()[..]),
+        (topic, payload.as_bytes())
+    );
+    message.ack().unwrap();
 }
 
 /// A message if one arrives within `limit`.
