@@ -17,9 +17,9 @@ mod client_common;
 
 use std::sync::Arc;
 
-use client_common::{fast_backoff, recv, round_trip, within, WAIT};
+use client_common::{fast_backoff, round_trip, within, WAIT};
 use mqtt_client::transport::{KeyProblem, Servers, TlsError, TlsOptions, TransportError};
-use mqtt_client::{Client, ConnectionError, Incoming, Options, QoS};
+use mqtt_client::{Client, ConnectionError, Incoming, Options};
 use mqtt_tests::broker::Mosquitto;
 use mqtt_tests::pki::{CertFiles, KeyFormat, Pki, Validity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -522,7 +522,7 @@ pub(crate) async fn wait_log(broker: &Mosquitto, needle: &str, count: usize) {
 /// Asserts that the client is still on its first connection and that no
 /// `Disconnected` event was broadcast.
 pub(crate) fn assert_one_connection(
-    client: &mqtt_client::Client,
+    client: &Client,
     events: &mut broadcast::Receiver<ConnectionEvent>,
 ) {
     let events = drain_events(events);
