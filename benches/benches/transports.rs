@@ -232,72 +232,61 @@ async fn phases(setup: &Setup, transport: Transport) -> Result<[f64; 4], String>
     tcp.set_nodelay(true)
         .map_err(|e| format!("{label}: nodelay: {e}"))?;
     let t_tcp = us(start);
-    let max = 1 << 20;
     let mut p = [t_tcp, 0.0, 0.0, 0.0];
     match transport {
-        Transport::Tcp => {
-            let mut s = tcp;
-            let t = Instant::now();
-            connack(&mut s, label).await?;
-            p[3] = us(t);
+        Transport::Tcp => p[3] = connack(&mut { tcp }, label).await?,
+        Transport::Ws => {
+            let (mut s, t_upgrade) = upgrade(tcp, "127.0.0.1", port, false, label).await?;
+            p[2] = t_upgrade;
+            p[3] = connack(&mut s, label).await?;
         }
         Transport::Tls | Transport::Wss => {
             let t = Instant::now();
-            let tls = setup
+            let mut tls = setup
                 .tls
                 .connect("localhost", tcp)
                 .await
                 .map_err(|e| format!("{label}: TLS: {e}"))?;
             p[1] = us(t);
             if transport == Transport::Tls {
-                let mut s = tls;
-                let t = Instant::now();
-                connack(&mut s, label).await?;
-                p[3] = us(t);
+                p[3] = connack(&mut tls, label).await?;
             } else {
-                let t = Instant::now();
-                let mut s = ws::upgrade(
-                    tls,
-                    "localhost",
-                    port,
-                    true,
-                    "/mqtt",
-                    &WsOptions::new(),
-                    max,
-                )
-                .await
-                .map_err(|e| format!("{label}: upgrade: {e}"))?;
-                p[2] = us(t);
-                let t = Instant::now();
-                connack(&mut s, label).await?;
-                p[3] = us(t);
+                let (mut s, t_upgrade) = upgrade(tls, "localhost", port, true, label).await?;
+                p[2] = t_upgrade;
+                p[3] = connack(&mut s, label).await?;
             }
-        }
-        Transport::Ws => {
-            let t = Instant::now();
-            let mut s = ws::upgrade(
-                tcp,
-                "127.0.0.1",
-                port,
-                false,
-                "/mqtt",
-                &WsOptions::new(),
-                max,
-            )
-            .await
-            .map_err(|e| format!("{label}: upgrade: {e}"))?;
-            p[2] = us(t);
-            let t = Instant::now();
-            connack(&mut s, label).await?;
-            p[3] = us(t);
         }
     }
     Ok(p)
 }
 
-/// Writes an MQTT 3.1.1 CONNECT (empty client id, clean session) and reads the
-/// CONNACK.
-async fn connack<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, label: &str) -> Result<(), String> {
+/// The WebSocket upgrade over `stream` to `/mqtt`, and the µs it took.
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    host: &str,
+    port: u16,
+    secure: bool,
+    label: &str,
+) -> Result<(ws::WsStream<S>, f64), String> {
+    let t = Instant::now();
+    let s = ws::upgrade(
+        stream,
+        host,
+        port,
+        secure,
+        "/mqtt",
+        &WsOptions::new(),
+        1 << 20,
+    )
+    .await
+    .map_err(|e| format!("{label}: upgrade: {e}"))?;
+    Ok((s, t.elapsed().as_secs_f64() * 1e6))
+}
+
+/// Writes an MQTT 3.1.1 CONNECT (empty client id, clean session), reads the
+/// CONNACK, and returns the µs from the write to the CONNACK.
+async fn connack<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, label: &str) -> Result<f64, String> {
+    let t = Instant::now();
     const CONNECT: [u8; 14] = [
         0x10, 0x0c, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x00,
     ];
@@ -315,7 +304,7 @@ async fn connack<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, label: &str) -> R
     if ack != [0x20, 0x02, 0x00, 0x00] {
         return Err(format!("{label}: CONNACK {ack:02x?}"));
     }
-    Ok(())
+    Ok(t.elapsed().as_secs_f64() * 1e6)
 }
 
 /// One stream of `n` messages: msgs/s and client CPU µs per message.
