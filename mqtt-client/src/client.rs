@@ -1103,6 +1103,13 @@ impl AckToken {
         self.ticket.qos()
     }
 
+    /// Whether the message's connection is still the client's current one: once
+    /// it is not, an ack is refused ([`AckError::StaleConnection`]) and the server
+    /// sends the message again on the resumed session.
+    pub fn is_current(&self) -> bool {
+        self.shared.epoch.load(Ordering::Acquire) == self.ticket.connection_number()
+    }
+
     /// Whether `reason` may acknowledge this message: a PUBACK (QoS 1) or PUBREC
     /// (QoS 2) reason code of the connection's protocol version (3.1.1 has only
     /// success).

@@ -1,0 +1,1015 @@
+//! The source: its connections, the stream of messages, batches, `run`, and
+//! shutdown.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use mqtt_client::codec::packet::Publish;
+use mqtt_client::codec::property::{PublishProperties, UserProperty};
+use mqtt_client::codec::string::MqttString;
+use mqtt_client::session::{FileStore, FsyncPolicy, SessionStore};
+use mqtt_client::{
+    AckToken, Client, ConnectionError, ConnectionEvent, Incoming, PacketId, ProtocolVersion, QoS,
+    RequestError, SubscribeRequest, UnsubscribeRequest,
+};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::{shared_filter, ConfigError, OnFailure, OnSuccess, SourceConfig, Topic};
+use crate::message::{Envelope, Failure, Message};
+use crate::metrics::{Metrics, MetricsSnapshot};
+
+/// Why a source could not start, or stopped.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The configuration is invalid.
+    Config(ConfigError),
+    /// A connection could not be established: the client's typed error (a refused
+    /// CONNACK, a TLS failure, an unreachable broker, ...).
+    Connect {
+        /// The connection's client id.
+        client_id: String,
+        /// Why.
+        error: ConnectionError,
+    },
+    /// The session store of a connection could not be opened or read.
+    Store {
+        /// The connection's client id.
+        client_id: String,
+        /// Why.
+        error: mqtt_client::session::StoreError,
+    },
+    /// A subscribe or unsubscribe could not be made.
+    Request {
+        /// The connection's client id.
+        client_id: String,
+        /// Why.
+        error: RequestError,
+    },
+    /// The broker refused every filter of a connection: it would never receive
+    /// anything.
+    SubscriptionsRefused {
+        /// The connection's client id.
+        client_id: String,
+        /// Each filter and the SUBACK reason code.
+        refused: Vec<(String, mqtt_client::codec::ReasonCode)>,
+    },
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceError::Config(e) => e.fmt(f),
+            SourceError::Connect { client_id, error } => write!(f, "{client_id}: {error}"),
+            SourceError::Store { client_id, error } => {
+                write!(f, "{client_id}: session store: {error}")
+            }
+            SourceError::Request { client_id, error } => write!(f, "{client_id}: {error}"),
+            SourceError::SubscriptionsRefused { client_id, refused } => {
+                write!(f, "{client_id}: every subscription was refused:")?;
+                for (filter, code) in refused {
+                    write!(f, " {filter} ({code:?})")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for SourceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SourceError::Config(e) => Some(e),
+            SourceError::Connect { error, .. } => Some(error),
+            SourceError::Store { error, .. } => Some(error),
+            SourceError::Request { error, .. } => Some(error),
+            SourceError::SubscriptionsRefused { .. } => None,
+        }
+    }
+}
+
+impl From<ConfigError> for SourceError {
+    fn from(e: ConfigError) -> Self {
+        SourceError::Config(e)
+    }
+}
+
+/// State of the whole source, shared by its connections and handles.
+pub(crate) struct SourceShared {
+    config: SourceConfig,
+    metrics: Metrics,
+    /// The topics consumed now (configured, plus or minus runtime changes).
+    topics: Mutex<Vec<Topic>>,
+    /// True once intake stops (shutdown).
+    stop: watch::Sender<bool>,
+    /// Messages handed over and not finished.
+    in_flight: AtomicI64,
+    drained: Notify,
+}
+
+/// One connection of the source.
+pub(crate) struct Conn {
+    pub(crate) index: u32,
+    pub(crate) client_id: String,
+    pub(crate) client: Client,
+    pub(crate) metrics: Metrics,
+    pub(crate) on_success: OnSuccess,
+    shared: Arc<SourceShared>,
+    failures: mpsc::UnboundedSender<Envelope>,
+    /// Tokens kept unacknowledged with `on_success = noop`, until the connection ends.
+    held: Mutex<Vec<AckToken>>,
+    /// Deliveries so far of failed messages left for the broker to send again,
+    /// by packet identifier: a DUP resend continues their count.
+    attempts: Mutex<HashMap<PacketId, u32>>,
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("index", &self.index)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Conn {
+    pub(crate) fn handed_over(&self) {
+        self.metrics.handed_over();
+        self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn finished(&self) {
+        self.metrics.finished();
+        if self.shared.in_flight.fetch_sub(1, Ordering::AcqRel) <= 1 {
+            self.shared.drained.notify_waiters();
+        }
+    }
+
+    pub(crate) fn failed(&self, env: Envelope) {
+        // When the connection task is gone the message stays unacked: the
+        // broker sends it again.
+        let _ = self.failures.send(env);
+    }
+
+    pub(crate) fn hold(&self, token: AckToken) {
+        lock(&self.held).push(token);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A consumer of MQTT messages for a pipeline: a [`futures_core::Stream`] of
+/// [`Message`]s from every connection, acknowledged to the broker only when the
+/// pipeline says so.
+pub struct Source {
+    rx: mpsc::Receiver<Envelope>,
+    shared: Arc<SourceShared>,
+    conns: Vec<Arc<Conn>>,
+    tasks: Vec<JoinHandle<()>>,
+    stop: watch::Receiver<bool>,
+    /// Ready once intake stops: wakes a consumer waiting for a message.
+    stopped: Pin<Box<dyn Future<Output = ()> + Send>>,
+    signals: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source")
+            .field("connections", &self.conns)
+            .field("metrics", &self.shared.metrics.snapshot())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A handle on a running source, for other tasks: shut it down, change its
+/// topics, read its metrics.
+#[derive(Clone)]
+pub struct SourceHandle {
+    shared: Arc<SourceShared>,
+    conns: Vec<Arc<Conn>>,
+}
+
+impl fmt::Debug for SourceHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceHandle")
+            .field("connections", &self.conns.len())
+            .finish()
+    }
+}
+
+/// The health of a running source ([`SourceHandle::health`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Health {
+    /// Connections of this process.
+    pub connections: usize,
+    /// Of those, connected now.
+    pub connected: usize,
+    /// Closed for good (a fatal error, or reconnection given up), with why.
+    pub closed: Vec<(String, String)>,
+}
+
+impl Health {
+    /// Every connection is up.
+    pub fn is_healthy(&self) -> bool {
+        self.connected == self.connections
+    }
+}
+
+impl Source {
+    /// Validates the configuration, opens every connection (waiting for each
+    /// CONNACK), subscribes, and starts consuming.
+    ///
+    /// Fails with the first connection's typed error (a wrong password is
+    /// [`ConnectionError::Refused`], a certificate problem a TLS error, ...), or
+    /// when the broker refuses every filter. Filters refused one by one, and
+    /// granted at a lower QoS, are reported as `tracing` events and counted.
+    pub async fn connect(config: SourceConfig) -> Result<Self, SourceError> {
+        config.validate()?;
+        let instance = config.instance_index()?;
+        let servers = config.servers()?;
+        let capacity =
+            (usize::from(config.concurrency) * usize::from(config.max_in_flight)).max(64);
+        let (tx, rx) = mpsc::channel(capacity);
+        let (stop, stop_rx) = watch::channel(false);
+        let shared = Arc::new(SourceShared {
+            topics: Mutex::new(config.topics.clone()),
+            metrics: Metrics::new(),
+            config,
+            stop,
+            in_flight: AtomicI64::new(0),
+            drained: Notify::new(),
+        });
+        let config = &shared.config;
+        let mut conns = Vec::new();
+        let mut tasks = Vec::new();
+        for i in 0..u32::from(config.concurrency) {
+            let index = instance * u32::from(config.concurrency) + i;
+            let client_id = config.connection_client_id(index);
+            let _span = tracing::info_span!(target: "mqtt_source", "connection", client_id = client_id.as_str(), producer_index = index).entered();
+            tracing::info!(target: "mqtt_source", event = "producer.init", producer_index = index, client_id = client_id.as_str());
+            let result = open(
+                &shared,
+                index,
+                client_id.clone(),
+                servers.clone(),
+                tx.clone(),
+            )
+            .await;
+            match result {
+                Ok((conn, task)) => {
+                    conns.push(conn);
+                    tasks.push(task);
+                }
+                Err(e) => {
+                    tracing::warn!(target: "mqtt_source", event = "connection.down", client_id = client_id.as_str(), producer_index = index, reason = %e);
+                    for conn in &conns {
+                        let _ = conn.client.disconnect().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let signals = shared
+            .config
+            .handle_signals
+            .then(|| spawn_signal_handler(Arc::clone(&shared)));
+        let mut wait = stop_rx.clone();
+        let stopped = Box::pin(async move {
+            while !*wait.borrow_and_update() {
+                if wait.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self {
+            rx,
+            shared,
+            conns,
+            tasks,
+            stop: stop_rx,
+            stopped,
+            signals,
+        })
+    }
+
+    /// The stream of records `decoder` makes of the messages; a message it
+    /// refuses is failed (`on_failure` decides) and counted.
+    pub fn decoded<D: crate::decode::Decoder>(self, decoder: D) -> crate::decode::Decoded<D> {
+        crate::decode::Decoded::new(self, decoder)
+    }
+
+    /// A handle for other tasks.
+    pub fn handle(&self) -> SourceHandle {
+        SourceHandle {
+            shared: Arc::clone(&self.shared),
+            conns: self.conns.clone(),
+        }
+    }
+
+    /// The metrics (shared: they go on counting).
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// The clients of the connections, in index order (for what the source does
+    /// not wrap, such as publishing replies).
+    pub fn clients(&self) -> impl Iterator<Item = &Client> + '_ {
+        self.conns.iter().map(|c| &c.client)
+    }
+
+    /// The next message; `None` once the source is shut down (or every
+    /// connection closed for good).
+    pub async fn recv(&mut self) -> Option<Message> {
+        std::future::poll_fn(|cx| self.poll_message(cx)).await
+    }
+
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        if *self.stop.borrow() {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(env)) => Poll::Ready(Some(deliver(env))),
+            Poll::Ready(None) => Poll::Ready(None),
+            // Wake up on shutdown too.
+            Poll::Pending => match self.stopped.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    /// A batch, as Broadway's batchers make them: waits for a first message, then
+    /// takes more until there are `max` or `timeout` has passed since the first.
+    /// Empty once the source is shut down.
+    pub async fn next_batch(&mut self, max: usize, timeout: Duration) -> Vec<Message> {
+        let Some(first) = self.recv().await else {
+            return Vec::new();
+        };
+        let max = max.max(1);
+        let mut batch = Vec::with_capacity(max.min(1024));
+        batch.push(first);
+        let deadline = Instant::now() + timeout;
+        'fill: while batch.len() < max {
+            // What is already there, without a timer.
+            while batch.len() < max {
+                if *self.stop.borrow() {
+                    break 'fill;
+                }
+                match self.rx.try_recv() {
+                    Ok(env) => batch.push(deliver(env)),
+                    Err(_) => break,
+                }
+            }
+            if batch.len() >= max {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, self.recv()).await {
+                Ok(Some(m)) => batch.push(m),
+                _ => break,
+            }
+        }
+        self.shared.metrics.batch(batch.len());
+        batch
+    }
+
+    /// Processes every message with `handler`, up to `concurrency` at once, and
+    /// acks each whose future returns `Ok` (a `Err` is a nack, logged with its
+    /// error), until the source is shut down ([`SourceHandle::shutdown`], or a
+    /// signal with [`SourceConfig::with_signal_handling`]); then drains and shuts
+    /// down, and returns the final metrics.
+    pub async fn run<F, Fut, E>(mut self, concurrency: usize, mut handler: F) -> MetricsSnapshot
+    where
+        F: FnMut(Message) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: fmt::Display,
+    {
+        let concurrency = concurrency.max(1);
+        let mut running = FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                message = self.recv(), if running.len() < concurrency => {
+                    let Some(mut message) = message else { break };
+                    let Some(completion) = message.take_completion() else { continue };
+                    let work = handler(message);
+                    running.push(async move {
+                        match work.await {
+                            Ok(()) => {
+                                let _ = completion.ack();
+                            }
+                            Err(e) => {
+                                tracing::debug!(target: "mqtt_source", event = "handler.error", error = %e);
+                                completion.fail(Failure::Reason(e.to_string()));
+                            }
+                        }
+                    });
+                }
+                Some(()) = running.next(), if !running.is_empty() => {}
+            }
+        }
+        // Intake stopped: let what runs finish, bounded by the shutdown timeout.
+        let timeout = self.shared.config.shutdown_timeout;
+        let _ =
+            tokio::time::timeout(timeout, async { while running.next().await.is_some() {} }).await;
+        drop(running);
+        self.shutdown().await
+    }
+
+    /// Graceful shutdown: stops taking messages from the broker, waits for the
+    /// messages handed over to finish (at most the configured shutdown timeout),
+    /// writes their acks, disconnects every connection, and returns the final
+    /// metrics. Messages not finished in time stay unacknowledged: the broker
+    /// sends them again on the next session.
+    pub async fn shutdown(mut self) -> MetricsSnapshot {
+        let _ = self.shared.stop.send(true);
+        self.rx.close();
+        // Messages received but not handed over: left for the broker.
+        while let Ok(env) = self.rx.try_recv() {
+            forget(env);
+        }
+        let timeout = self.shared.config.shutdown_timeout;
+        let shared = Arc::clone(&self.shared);
+        let _ = tokio::time::timeout(timeout, async move {
+            loop {
+                let notified = shared.drained.notified();
+                if shared.in_flight.load(Ordering::Acquire) <= 0 {
+                    break;
+                }
+                notified.await;
+            }
+        })
+        .await;
+        let left = self.shared.in_flight.load(Ordering::Acquire);
+        if left > 0 {
+            tracing::warn!(target: "mqtt_source", event = "shutdown.timeout", in_flight = left, "messages not finished in time stay unacknowledged");
+        }
+        for conn in &self.conns {
+            let _ = conn.client.disconnect().await;
+            tracing::info!(target: "mqtt_source", event = "producer.terminate", producer_index = conn.index, client_id = conn.client_id.as_str(), reason = "shutdown");
+        }
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+        if let Some(signals) = self.signals.take() {
+            signals.abort();
+        }
+        self.shared.metrics.snapshot()
+    }
+}
+
+impl futures_core::Stream for Source {
+    type Item = Message;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        self.get_mut().poll_message(cx)
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        let _ = self.shared.stop.send(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(signals) = &self.signals {
+            signals.abort();
+        }
+    }
+}
+
+fn deliver(env: Envelope) -> Message {
+    let message = Message::new(env);
+    tracing::trace!(
+        target: "mqtt_source",
+        event = "receive_message.start",
+        client_id = message.client_id(),
+        producer_index = message.connection_index(),
+        topic = message.topic(),
+        qos = message.qos() as u8,
+    );
+    message
+}
+
+/// A message not handed over: its token is dropped quietly (the broker sends it
+/// again on the next session).
+fn forget(env: Envelope) {
+    drop(env);
+}
+
+impl SourceHandle {
+    /// Starts a graceful shutdown: the stream ends, and [`Source::run`] drains
+    /// and returns. (With the stream, call [`Source::shutdown`] to drain.)
+    pub fn shutdown(&self) {
+        let _ = self.shared.stop.send(true);
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Connections up, and those closed for good.
+    pub fn health(&self) -> Health {
+        let closed: Vec<_> = self
+            .conns
+            .iter()
+            .filter_map(|c| {
+                c.client
+                    .closed_reason()
+                    .map(|e| (c.client_id.clone(), e.to_string()))
+            })
+            .collect();
+        let connected =
+            usize::try_from(self.shared.metrics.snapshot().connections.max(0)).unwrap_or(0);
+        Health {
+            connections: self.conns.len(),
+            connected,
+            closed,
+        }
+    }
+
+    /// The topics consumed now.
+    pub fn topics(&self) -> Vec<Topic> {
+        lock(&self.shared.topics).clone()
+    }
+
+    /// Adds a topic on every connection; returns the QoS granted (the lowest over
+    /// the connections). Refused on any connection: an error, and the topic is
+    /// not added.
+    pub async fn subscribe(&self, topic: Topic) -> Result<QoS, SourceError> {
+        let group = self.shared.config.shared_group.clone();
+        let mut granted = topic.qos();
+        for conn in &self.conns {
+            let outcome = conn
+                .client
+                .subscribe_with(topic.subscription(group.as_deref()))
+                .await
+                .map_err(|error| SourceError::Request {
+                    client_id: conn.client_id.clone(),
+                    error,
+                })?;
+            let mut results = report_suback(conn, std::slice::from_ref(&topic), &outcome.results);
+            if let Some((filter, code)) = results.pop() {
+                return Err(SourceError::SubscriptionsRefused {
+                    client_id: conn.client_id.clone(),
+                    refused: vec![(filter, code)],
+                });
+            }
+            if let Some(Ok(q)) = outcome.results.first() {
+                granted = granted.min(*q);
+            }
+        }
+        let mut topics = lock(&self.shared.topics);
+        topics.retain(|t| t.filter() != topic.filter());
+        topics.push(topic);
+        Ok(granted)
+    }
+
+    /// Removes a topic from every connection.
+    pub async fn unsubscribe(&self, filter: &str) -> Result<(), SourceError> {
+        let group = self.shared.config.shared_group.clone();
+        for conn in &self.conns {
+            conn.client
+                .unsubscribe(shared_filter(group.as_deref(), filter))
+                .await
+                .map_err(|error| SourceError::Request {
+                    client_id: conn.client_id.clone(),
+                    error,
+                })?;
+            tracing::info!(target: "mqtt_source", event = "subscription.removed", client_id = conn.client_id.as_str(), producer_index = conn.index, topic = filter);
+        }
+        lock(&self.shared.topics).retain(|t| t.filter() != filter);
+        Ok(())
+    }
+}
+
+/// Reports each filter of a SUBACK; returns the refused ones.
+fn report_suback(
+    conn: &Conn,
+    topics: &[Topic],
+    results: &[Result<QoS, mqtt_client::codec::ReasonCode>],
+) -> Vec<(String, mqtt_client::codec::ReasonCode)> {
+    let mut refused = Vec::new();
+    for (topic, result) in topics.iter().zip(results) {
+        match result {
+            Ok(granted) => {
+                tracing::info!(target: "mqtt_source", event = "subscription.success", client_id = conn.client_id.as_str(), producer_index = conn.index, topic = topic.filter(), granted_qos = *granted as u8);
+                if *granted < topic.qos() {
+                    conn.metrics.subscription_downgrade();
+                    tracing::warn!(target: "mqtt_source", event = "subscription.downgraded", client_id = conn.client_id.as_str(), producer_index = conn.index, topic = topic.filter(), qos = topic.qos() as u8, granted_qos = *granted as u8, "the broker granted a lower QoS than asked");
+                }
+            }
+            Err(code) => {
+                conn.metrics.subscription_failure();
+                tracing::error!(target: "mqtt_source", event = "subscription.error", client_id = conn.client_id.as_str(), producer_index = conn.index, topic = topic.filter(), reason = ?code);
+                refused.push((topic.filter().to_owned(), *code));
+            }
+        }
+    }
+    refused
+}
+
+/// Opens connection `index`: client, session store, subscriptions, reconciliation.
+async fn open(
+    shared: &Arc<SourceShared>,
+    index: u32,
+    client_id: String,
+    servers: mqtt_client::transport::Servers,
+    tx: mpsc::Sender<Envelope>,
+) -> Result<(Arc<Conn>, JoinHandle<()>), SourceError> {
+    let config = &shared.config;
+    let options = config.client_options(client_id.clone())?;
+    let mut builder = Client::builder(options);
+    let mut stored_filters = Vec::new();
+    if let Some(dir) = &config.session_store {
+        let store_error = |error| SourceError::Store {
+            client_id: client_id.clone(),
+            error,
+        };
+        std::fs::create_dir_all(dir).map_err(|source| {
+            store_error(mqtt_client::session::StoreError::Io {
+                context: format!("creating {}", dir.display()),
+                source,
+            })
+        })?;
+        let name = if client_id.is_empty() {
+            "source".to_owned()
+        } else {
+            client_id.clone()
+        };
+        let mut store = FileStore::open(dir.join(format!("{name}.session")), FsyncPolicy::Always)
+            .map_err(store_error)?;
+        let session = store.load().map_err(store_error)?;
+        stored_filters = session
+            .subscriptions
+            .iter()
+            .map(|s| s.filter.as_str().to_owned())
+            .collect();
+        builder = builder.session_store(store);
+    }
+    let (client, incoming) =
+        builder
+            .connect(servers)
+            .await
+            .map_err(|error| SourceError::Connect {
+                client_id: client_id.clone(),
+                error,
+            })?;
+    let events = client.events();
+    let (failures, failures_rx) = mpsc::unbounded_channel();
+    let conn = Arc::new(Conn {
+        index,
+        client_id: client.client_id(),
+        client,
+        metrics: shared.metrics.clone(),
+        on_success: config.on_success,
+        shared: Arc::clone(shared),
+        failures,
+        held: Mutex::new(Vec::new()),
+        attempts: Mutex::new(HashMap::new()),
+    });
+    let server = conn.client.server();
+    conn.metrics.connected();
+    tracing::info!(target: "mqtt_source", event = "connection.up", client_id = conn.client_id.as_str(), producer_index = index, session_present = server.session_present);
+
+    let topics = lock(&shared.topics).clone();
+    let group = config.shared_group.as_deref();
+    let mut request = SubscribeRequest::new();
+    for topic in &topics {
+        request = request.subscription(topic.subscription(group));
+    }
+    let outcome =
+        conn.client
+            .subscribe_with(request)
+            .await
+            .map_err(|error| SourceError::Request {
+                client_id: conn.client_id.clone(),
+                error,
+            })?;
+    let refused = report_suback(&conn, &topics, &outcome.results);
+    if !refused.is_empty() && refused.len() == topics.len() {
+        let _ = conn.client.disconnect().await;
+        return Err(SourceError::SubscriptionsRefused {
+            client_id: conn.client_id.clone(),
+            refused,
+        });
+    }
+    // A resumed session keeps the filters of an earlier configuration: drop them.
+    if server.session_present && !stored_filters.is_empty() {
+        let wanted: HashSet<String> = topics
+            .iter()
+            .map(|t| shared_filter(group, t.filter()))
+            .collect();
+        let stale: Vec<String> = stored_filters
+            .into_iter()
+            .filter(|f| !wanted.contains(f))
+            .collect();
+        if !stale.is_empty() {
+            let mut request = UnsubscribeRequest::new();
+            for filter in &stale {
+                request = request.filter(filter.clone());
+            }
+            conn.client
+                .unsubscribe_with(request)
+                .await
+                .map_err(|error| SourceError::Request {
+                    client_id: conn.client_id.clone(),
+                    error,
+                })?;
+            for filter in &stale {
+                tracing::info!(target: "mqtt_source", event = "subscription.removed", client_id = conn.client_id.as_str(), producer_index = index, topic = filter.as_str(), reason = "not in the configuration (resumed session)");
+            }
+        }
+    }
+    let task = tokio::spawn(connection_task(
+        Arc::clone(&conn),
+        incoming,
+        tx,
+        failures_rx,
+        events,
+    ));
+    Ok((conn, task))
+}
+
+/// Reads one connection's messages into the source's channel (only as fast as
+/// the pipeline takes them), handles failed messages, and reports the
+/// connection's events.
+async fn connection_task(
+    conn: Arc<Conn>,
+    mut incoming: Incoming,
+    tx: mpsc::Sender<Envelope>,
+    mut failures: mpsc::UnboundedReceiver<Envelope>,
+    mut events: tokio::sync::broadcast::Receiver<ConnectionEvent>,
+) {
+    let mut stop = conn.shared.stop.subscribe();
+    let mut stopping = *stop.borrow();
+    let mut permit = None;
+    loop {
+        tokio::select! {
+            biased;
+            changed = stop.changed(), if !stopping => {
+                stopping = changed.is_err() || *stop.borrow();
+                permit = None;
+            }
+            Some(env) = failures.recv() => handle_failure(&conn, env, &tx, stopping),
+            event = events.recv() => match event {
+                Ok(event) => {
+                    if report_event(&conn, event) {
+                        break;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!(target: "mqtt_source", event = "events.lagged", client_id = conn.client_id.as_str(), skipped = n);
+                }
+                Err(_) => break,
+            },
+            p = tx.reserve(), if permit.is_none() && !stopping => match p {
+                Ok(p) => permit = Some(p),
+                Err(_) => stopping = true,
+            },
+            message = incoming.recv(), if permit.is_some() => match (message, permit.take()) {
+                (Some(message), Some(p)) => p.send(receive(&conn, message)),
+                _ => break,
+            },
+        }
+    }
+    // The client is closed: failed messages still in the channel stay unacked.
+    while let Ok(env) = failures.try_recv() {
+        forget(env);
+    }
+}
+
+/// A message from the broker, as the source holds it.
+fn receive(conn: &Arc<Conn>, message: mqtt_client::Message) -> Envelope {
+    let (publish, token) = message.into_parts();
+    conn.metrics.received(publish.payload.len());
+    let mut attempt = 0;
+    if publish.dup {
+        if let Some(id) = publish.packet_id {
+            attempt = lock(&conn.attempts).remove(&id).unwrap_or(0);
+        }
+    }
+    Envelope {
+        publish,
+        token,
+        received_at: SystemTime::now(),
+        attempt,
+        conn: Arc::clone(conn),
+        failure: None,
+    }
+}
+
+/// A failed message: deliver again, dead-letter, or ack, per `on_failure`.
+fn handle_failure(conn: &Arc<Conn>, env: Envelope, tx: &mpsc::Sender<Envelope>, stopping: bool) {
+    let config = &conn.shared.config;
+    let poison = match config.on_failure {
+        OnFailure::Ack | OnFailure::DeadLetter => true,
+        OnFailure::Redeliver => env.attempt >= config.max_deliveries,
+    };
+    let failure = env.failure.clone().unwrap_or(Failure::Nack);
+    if poison {
+        tracing::warn!(target: "mqtt_source", event = "message.poison", client_id = conn.client_id.as_str(), producer_index = conn.index, topic = env.publish.topic.as_str(), attempts = env.attempt, failure = %failure);
+        match (&config.dead_letter_topic, config.on_failure) {
+            (Some(topic), OnFailure::DeadLetter | OnFailure::Redeliver) => {
+                let topic = topic.clone();
+                tokio::spawn(dead_letter(Arc::clone(conn), env, topic, failure));
+            }
+            _ => {
+                if let Some(token) = env.token {
+                    let _ = token.ack();
+                }
+                conn.metrics.poison_acked();
+            }
+        }
+        return;
+    }
+    let stale = env.token.as_ref().is_some_and(|t| !t.is_current());
+    if stopping || stale {
+        leave_for_broker(conn, env);
+        return;
+    }
+    let exponent = env.attempt.saturating_sub(1).min(6);
+    let delay = config.redelivery_delay * (1u32 << exponent);
+    let tx = tx.clone();
+    let conn = Arc::clone(conn);
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let stale = env.token.as_ref().is_some_and(|t| !t.is_current());
+        if stale || *conn.shared.stop.borrow() {
+            leave_for_broker(&conn, env);
+            return;
+        }
+        conn.metrics.redelivered();
+        tracing::debug!(target: "mqtt_source", event = "message.redeliver", client_id = conn.client_id.as_str(), topic = env.publish.topic.as_str(), attempt = env.attempt + 1);
+        if let Err(e) = tx.send(env).await {
+            leave_for_broker(&conn, e.0);
+        }
+    });
+}
+
+/// Drops a failed message unacknowledged: the broker sends it again on the
+/// resumed session, and its delivery count goes on there.
+fn leave_for_broker(conn: &Conn, env: Envelope) {
+    if let Some(id) = env.publish.packet_id {
+        lock(&conn.attempts).insert(id, env.attempt);
+    }
+    forget(env);
+}
+
+/// Publishes a poison message to the dead-letter topic at QoS 1; acks the
+/// original once the broker has it.
+async fn dead_letter(conn: Arc<Conn>, env: Envelope, topic: String, failure: Failure) {
+    let Ok(topic_name) = MqttString::try_from(topic.as_str()) else {
+        return;
+    };
+    let properties = if conn.shared.config.version == ProtocolVersion::V5 {
+        let mut props: PublishProperties = env.publish.properties().clone();
+        props.topic_alias = None;
+        props.subscription_identifiers.clear();
+        let mut add = |name: &str, value: &str| {
+            if let Ok(p) = UserProperty::new(name, value) {
+                props.user_properties.push(p);
+            }
+        };
+        add("original_topic", env.publish.topic.as_str());
+        add("delivery_attempts", &env.attempt.to_string());
+        add("failure", &failure.to_string());
+        Some(Box::new(props))
+    } else {
+        None
+    };
+    let publish = Publish {
+        dup: false,
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        topic: topic_name,
+        packet_id: None,
+        properties,
+        payload: env.publish.payload.clone(),
+    };
+    let outcome = match conn.client.publish_with(publish).await {
+        Ok(handle) => handle.await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match outcome {
+        Ok(()) => {
+            if let Some(token) = env.token {
+                let _ = token.ack();
+            }
+            conn.metrics.dead_lettered();
+            tracing::info!(target: "mqtt_source", event = "message.dead_lettered", client_id = conn.client_id.as_str(), topic = topic.as_str(), original_topic = env.publish.topic.as_str());
+        }
+        Err(e) => {
+            conn.metrics.error();
+            tracing::error!(target: "mqtt_source", event = "dead_letter.error", client_id = conn.client_id.as_str(), topic = topic.as_str(), error = e.as_str(), "left unacknowledged for the broker to send again");
+            leave_for_broker(&conn, env);
+        }
+    }
+}
+
+/// Reports a connection event; true when the client is closed for good.
+fn report_event(conn: &Conn, event: ConnectionEvent) -> bool {
+    let id = conn.client_id.as_str();
+    match event {
+        ConnectionEvent::Connected {
+            session_present,
+            server,
+        } => {
+            conn.metrics.connected();
+            lock(&conn.held).clear();
+            tracing::info!(target: "mqtt_source", event = "connection.up", client_id = id, producer_index = conn.index, session_present, server = server.as_str());
+        }
+        ConnectionEvent::Disconnected(error) => {
+            conn.metrics.disconnected();
+            conn.metrics.error();
+            tracing::warn!(target: "mqtt_source", event = "connection.down", client_id = id, producer_index = conn.index, reason = %error);
+        }
+        ConnectionEvent::Reconnecting {
+            attempt,
+            delay,
+            server,
+        } => {
+            tracing::debug!(target: "mqtt_source", event = "connection.reconnecting", client_id = id, producer_index = conn.index, attempt, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), server = server.as_str());
+        }
+        ConnectionEvent::ResubscribeFailed { filter, reason } => {
+            conn.metrics.subscription_failure();
+            tracing::error!(target: "mqtt_source", event = "subscription.error", client_id = id, producer_index = conn.index, topic = filter.as_str(), reason = ?reason);
+        }
+        ConnectionEvent::Closed(error) => {
+            tracing::info!(target: "mqtt_source", event = "producer.terminate", client_id = id, producer_index = conn.index, reason = %error);
+            return true;
+        }
+        ConnectionEvent::MessageRefused { topic, reason, .. } => {
+            conn.metrics.error();
+            tracing::warn!(target: "mqtt_source", event = "message.refused", client_id = id, topic = topic.as_str(), reason = ?reason);
+        }
+        other => {
+            tracing::debug!(target: "mqtt_source", event = "connection.event", client_id = id, detail = ?other);
+        }
+    }
+    false
+}
+
+fn spawn_signal_handler(shared: Arc<SourceShared>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!(target: "mqtt_source", event = "shutdown.signal");
+        let _ = shared.stop.send(true);
+    })
+}
+
+/// Connects once with `config`'s first connection settings (clean start, the
+/// client id with `_check` appended), reads the CONNACK and disconnects: a
+/// connectivity and credentials probe that does not disturb a running
+/// consumer's session.
+pub async fn check(config: &SourceConfig) -> Result<mqtt_client::ServerInfo, SourceError> {
+    config.validate()?;
+    let id = config
+        .client_id
+        .clone()
+        .map(|id| format!("{id}_check"))
+        .unwrap_or_default();
+    let options = config
+        .client_options(id.clone())?
+        .with_clean_start(true)
+        .with_session_expiry(0)
+        .with_reconnect(mqtt_client::Backoff::default().with_enabled(false));
+    let (client, _incoming) =
+        Client::connect(options, config.servers()?)
+            .await
+            .map_err(|error| SourceError::Connect {
+                client_id: id,
+                error,
+            })?;
+    let info = client.server();
+    let _ = client.disconnect().await;
+    Ok(info)
+}
