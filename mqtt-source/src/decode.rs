@@ -114,7 +114,9 @@ impl<D: Decoder> Decoded<D> {
             }
         }
     }
+}
 
+impl<D> Decoded<D> {
     /// The source, to shut it down or read its metrics.
     pub fn source(&self) -> &Source {
         &self.source

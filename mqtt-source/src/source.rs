@@ -932,8 +932,12 @@ fn report_event(conn: &Conn, event: ConnectionEvent) -> bool {
         }
         ConnectionEvent::Disconnected(error) => {
             conn.metrics.disconnected();
-            conn.metrics.error();
-            tracing::warn!(target: "mqtt_source", event = "connection.down", client_id = id, producer_index = conn.index, reason = %error);
+            if matches!(error, ConnectionError::LocalDisconnect) {
+                tracing::info!(target: "mqtt_source", event = "connection.down", client_id = id, producer_index = conn.index, reason = %error);
+            } else {
+                conn.metrics.error();
+                tracing::warn!(target: "mqtt_source", event = "connection.down", client_id = id, producer_index = conn.index, reason = %error);
+            }
         }
         ConnectionEvent::Reconnecting {
             attempt,

@@ -1,0 +1,681 @@
+//! mqtt-source against mosquitto when things go wrong or change: broker
+//! restarts, cut connections, stale acks, SUBACK downgrades and refusals, topic
+//! changes at runtime and on a resumed session, payload shapes, typed connect
+//! errors, batches, the decoder, the sink under a cut connection, and metrics.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    reason = "tests"
+)]
+
+mod client_common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use client_common::{ms, packet_type, within, Dir, Proxy, TempDir, QUIET, WAIT};
+use futures_util::StreamExt;
+use mqtt_client::transport::TransportError;
+use mqtt_client::{AckError, Client, ConnectionError, Options, QoS, RefusalKind, Tcp};
+use mqtt_source::decode::Json;
+use mqtt_source::{
+    Message, OnFailure, Outgoing, Sink, SinkOptions, Source, SourceConfig, SourceError, TlsConfig,
+    Topic,
+};
+use mqtt_tests::broker::Mosquitto;
+use mqtt_tests::pki::{Pki, Validity};
+
+fn config(url: String, id: &str, topic: &str, qos: QoS) -> SourceConfig {
+    SourceConfig::new([url])
+        .with_client_id(id)
+        .with_topic(topic, qos)
+        .with_reconnect(ms(50), ms(500), 2.0)
+        .with_shutdown_timeout(WAIT)
+}
+
+fn url(port: u16) -> String {
+    format!("mqtt://127.0.0.1:{port}")
+}
+
+async fn publisher(port: u16) -> Client {
+    let (client, _incoming) =
+        Client::connect(Options::new(""), Tcp::new(format!("127.0.0.1:{port}")))
+            .await
+            .unwrap();
+    client
+}
+
+async fn publish(client: &Client, topic: &str, payload: impl Into<bytes::Bytes>) {
+    let done = client
+        .publish(topic, QoS::AtLeastOnce, false, payload)
+        .await
+        .unwrap();
+    within(WAIT, "PUBACK", done).await.unwrap();
+}
+
+async fn next(source: &mut Source) -> Message {
+    within(WAIT, "a message from the source", source.recv())
+        .await
+        .expect("source ended while a message was expected")
+}
+
+async fn nothing(source: &mut Source, what: &str) {
+    if let Ok(Some(m)) = tokio::time::timeout(QUIET, source.recv()).await {
+        panic!("{what}: unexpected message {m:?}");
+    }
+}
+
+/// Waits until the source's metrics say `pred`.
+async fn metrics_until(
+    source: &Source,
+    what: &str,
+    pred: impl Fn(&mqtt_source::MetricsSnapshot) -> bool,
+) {
+    let metrics = source.metrics().clone();
+    within(WAIT, what, async move {
+        while !pred(&metrics.snapshot()) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_restart_with_persistence_resumes_and_redelivers() {
+    let mut broker = Mosquitto::builder().persistence(true).start();
+    let mut source = Source::connect(config(
+        url(broker.port()),
+        "persist",
+        "r/p",
+        QoS::AtLeastOnce,
+    ))
+    .await
+    .unwrap();
+    let p = publisher(broker.port()).await;
+    publish(&p, "r/p", "before").await;
+    let unacked = next(&mut source).await;
+    client_common::restart(&mut broker);
+    // The message handed over before the restart is redelivered on the resumed
+    // session; the ack of the first copy is stale.
+    let again = next(&mut source).await;
+    assert_eq!(
+        (again.payload().as_ref(), again.dup()),
+        (&b"before"[..], true)
+    );
+    assert!(matches!(unacked.ack(), Err(AckError::StaleConnection)));
+    again.ack().unwrap();
+    let p = publisher(broker.port()).await;
+    publish(&p, "r/p", "after").await;
+    assert_eq!(next(&mut source).await.payload().as_ref(), b"after");
+    let totals = source.shutdown().await;
+    // Lost once, then closed by the shutdown.
+    assert_eq!(
+        (
+            totals.connects,
+            totals.disconnections,
+            totals.stale_acks,
+            totals.errors
+        ),
+        (2, 2, 1, 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_restart_without_persistence_restores_subscriptions() {
+    let mut broker = Mosquitto::builder().persistence(false).start();
+    let mut source = Source::connect(config(
+        url(broker.port()),
+        "volatile",
+        "r/v",
+        QoS::AtLeastOnce,
+    ))
+    .await
+    .unwrap();
+    client_common::restart(&mut broker);
+    metrics_until(&source, "reconnected", |m| m.connects == 2).await;
+    // The broker lost the session; the client subscribed again: no silent stall.
+    let p = publisher(broker.port()).await;
+    within(WAIT, "resubscribed", async {
+        loop {
+            publish(&p, "r/v", "after").await;
+            if let Ok(Some(m)) = tokio::time::timeout(ms(200), source.recv()).await {
+                m.ack().unwrap();
+                return;
+            }
+        }
+    })
+    .await;
+    source.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_cut_connection_reconnects_and_a_stale_ack_is_never_sent() {
+    let broker = Mosquitto::start();
+    let proxy = Proxy::start(broker.addr()).await;
+    let mut source = Source::connect(config(
+        format!("mqtt://{}", proxy.addr()),
+        "cut",
+        "r/cut",
+        QoS::AtLeastOnce,
+    ))
+    .await
+    .unwrap();
+    let p = publisher(broker.port()).await;
+    publish(&p, "r/cut", "m0").await;
+    let first = next(&mut source).await;
+    let id = first.packet_id().unwrap().get();
+    proxy.cut();
+    let again = next(&mut source).await;
+    assert_eq!(
+        (again.payload().as_ref(), again.dup(), again.packet_id()),
+        (&b"m0"[..], true, first.packet_id())
+    );
+    assert!(matches!(first.ack(), Err(AckError::StaleConnection)));
+    let pubacks_on_2 = |p: &Proxy| {
+        p.frames()
+            .iter()
+            .filter(|f| {
+                f.connection == 2
+                    && f.dir == Dir::ToBroker
+                    && f.packet_type() == packet_type::PUBACK
+                    && f.packet_id == Some(id)
+            })
+            .count()
+    };
+    // Give a wrongly sent stale ack the time to show.
+    publish(&p, "r/cut", "m1").await;
+    let m1 = next(&mut source).await;
+    assert_eq!(
+        pubacks_on_2(&proxy),
+        0,
+        "the stale ack reached the new connection"
+    );
+    again.ack().unwrap();
+    m1.ack().unwrap();
+    let totals = source.shutdown().await;
+    proxy
+        .wait_frame("DISCONNECT", |f| {
+            f.dir == Dir::ToBroker && f.packet_type() == 14
+        })
+        .await;
+    assert_eq!(pubacks_on_2(&proxy), 1);
+    assert_eq!(
+        (totals.stale_acks, totals.acked, totals.connects),
+        (1, 2, 2)
+    );
+}
+
+/// A scripted MQTT 5 server on loopback that accepts every connection and answers
+/// each SUBSCRIBE filter with `refuse(filter)`'s code when it gives one (granting
+/// the QoS asked otherwise): mosquitto's ACLs never refuse a SUBSCRIBE.
+async fn refusing_server(refuse: fn(&str) -> Option<mqtt_client::codec::ReasonCode>) -> u16 {
+    use bytes::BytesMut;
+    use mqtt_client::codec::{ConnAck, Decoder, Packet, ProtocolVersion, ReasonCode, SubAck};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let version = ProtocolVersion::V5;
+                let mut decoder = Decoder::new(version);
+                let mut buf = BytesMut::new();
+                loop {
+                    let packet = match decoder.decode(&mut buf) {
+                        Ok(Some(packet)) => packet,
+                        Ok(None) => match stream.read_buf(&mut buf).await {
+                            Ok(n) if n > 0 => continue,
+                            _ => return,
+                        },
+                        Err(_) => return,
+                    };
+                    let reply = match packet {
+                        Packet::Connect(_) => Packet::ConnAck(Box::new(ConnAck {
+                            session_present: false,
+                            reason_code: ReasonCode::SUCCESS,
+                            properties: Default::default(),
+                        })),
+                        Packet::Subscribe(sub) => Packet::SubAck(Box::new(SubAck {
+                            packet_id: sub.packet_id,
+                            properties: Default::default(),
+                            reason_codes: sub
+                                .filters
+                                .iter()
+                                .map(|(f, o)| refuse(f.as_str()).unwrap_or(ReasonCode(o.qos as u8)))
+                                .collect(),
+                        })),
+                        Packet::PingReq => Packet::PingResp,
+                        Packet::Disconnect(_) => return,
+                        _ => continue,
+                    };
+                    let mut out = BytesMut::new();
+                    reply.encode(version, &mut out).unwrap();
+                    if stream.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn suback_downgrade_is_reported_and_refusals_fail_or_count() {
+    let broker = Mosquitto::builder().config_line("max_qos 1").start();
+    // QoS 2 asked, 1 granted: a warning and a count, and messages flow.
+    let mut source = Source::connect(config(
+        url(broker.port()),
+        "down",
+        "allowed/d",
+        QoS::ExactlyOnce,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(source.metrics().snapshot().subscription_downgrades, 1);
+    let p = publisher(broker.port()).await;
+    publish(&p, "allowed/d", "x").await;
+    let m = next(&mut source).await;
+    assert_eq!(m.qos(), QoS::AtLeastOnce);
+    m.ack().unwrap();
+    source.shutdown().await;
+
+    let port = refusing_server(|f| {
+        f.starts_with("denied/")
+            .then_some(mqtt_client::codec::ReasonCode::NOT_AUTHORIZED)
+    })
+    .await;
+    // Every filter refused: the source fails, naming them.
+    let cfg = config(url(port), "refused", "denied/x", QoS::AtLeastOnce)
+        .with_topic("denied/y", QoS::AtLeastOnce);
+    match Source::connect(cfg).await {
+        Err(SourceError::SubscriptionsRefused { refused, .. }) => {
+            let filters: Vec<&str> = refused.iter().map(|(f, _)| f.as_str()).collect();
+            assert_eq!(filters, ["denied/x", "denied/y"]);
+            assert!(refused
+                .iter()
+                .all(|(_, code)| *code == mqtt_client::codec::ReasonCode::NOT_AUTHORIZED));
+        }
+        other => panic!("expected SubscriptionsRefused, got {other:?}"),
+    }
+    // One of two refused: the source runs, and counts it.
+    let cfg = config(url(port), "half", "allowed/h", QoS::AtLeastOnce)
+        .with_topic("denied/h", QoS::AtLeastOnce);
+    let source = Source::connect(cfg).await.unwrap();
+    assert_eq!(source.metrics().snapshot().subscription_failures, 1);
+    // A topic added at runtime and refused is an error, and not added.
+    let handle = source.handle();
+    assert!(matches!(
+        handle
+            .subscribe(Topic::new("denied/z", QoS::AtLeastOnce))
+            .await,
+        Err(SourceError::SubscriptionsRefused { .. })
+    ));
+    assert_eq!(handle.topics().len(), 2);
+    source.shutdown().await;
+}
+
+#[tokio::test]
+async fn topics_change_at_runtime_and_on_a_resumed_session() {
+    let broker = Mosquitto::start();
+    let dir = TempDir::new("source-topics");
+    let p = publisher(broker.port()).await;
+    let cfg = |topics: &[&str]| {
+        let mut c = SourceConfig::new([url(broker.port())])
+            .with_client_id("topics")
+            .with_session_store(dir.0.join("store"))
+            .with_shutdown_timeout(WAIT);
+        for t in topics {
+            c = c.with_topic(*t, QoS::AtLeastOnce);
+        }
+        c
+    };
+    let mut source = Source::connect(cfg(&["t/a", "t/b"])).await.unwrap();
+    let handle = source.handle();
+    // Added at runtime.
+    assert_eq!(
+        handle
+            .subscribe(Topic::new("t/c", QoS::AtLeastOnce))
+            .await
+            .unwrap(),
+        QoS::AtLeastOnce
+    );
+    publish(&p, "t/c", "c").await;
+    next(&mut source).await.ack().unwrap();
+    // Removed at runtime.
+    handle.unsubscribe("t/c").await.unwrap();
+    publish(&p, "t/c", "c2").await;
+    nothing(&mut source, "after unsubscribing t/c").await;
+    assert_eq!(handle.topics().len(), 2);
+    source.shutdown().await;
+    // Started again without t/b: the resumed session's t/b is unsubscribed.
+    let mut source = Source::connect(cfg(&["t/a"])).await.unwrap();
+    publish(&p, "t/b", "stale").await;
+    nothing(&mut source, "a filter no longer configured").await;
+    publish(&p, "t/a", "a").await;
+    assert_eq!(next(&mut source).await.payload().as_ref(), b"a");
+    source.shutdown().await;
+}
+
+#[tokio::test]
+async fn retained_binary_and_one_mebibyte_payloads() {
+    let broker = Mosquitto::start();
+    let p = publisher(broker.port()).await;
+    let done = p
+        .publish("pay/retained", QoS::AtLeastOnce, true, "kept")
+        .await
+        .unwrap();
+    within(WAIT, "PUBACK", done).await.unwrap();
+    let mut source = Source::connect(config(
+        url(broker.port()),
+        "payloads",
+        "pay/#",
+        QoS::AtLeastOnce,
+    ))
+    .await
+    .unwrap();
+    let retained = next(&mut source).await;
+    assert_eq!(
+        (retained.payload().as_ref(), retained.retain()),
+        (&b"kept"[..], true)
+    );
+    retained.ack().unwrap();
+    let binary: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    publish(&p, "pay/binary", binary.clone()).await;
+    let m = next(&mut source).await;
+    assert_eq!((m.payload().as_ref(), m.retain()), (&binary[..], false));
+    m.ack().unwrap();
+    let big: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    publish(&p, "pay/big", big.clone()).await;
+    let m = next(&mut source).await;
+    assert_eq!(m.payload().len(), 1 << 20);
+    assert!(m.payload().as_ref() == &big[..]);
+    m.ack().unwrap();
+    let totals = source.shutdown().await;
+    assert_eq!(totals.received_bytes, 4 + 4096 + (1 << 20));
+}
+
+fn password_file(dir: &TempDir, user: &str, password: &str) -> std::path::PathBuf {
+    let path = dir.0.join("passwords");
+    let status = Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&path)
+        .args([user, password])
+        .status()
+        .expect("run mosquitto_passwd (package mosquitto)");
+    assert!(status.success());
+    path
+}
+
+#[tokio::test]
+async fn wrong_password_and_tls_failures_are_distinct_errors() {
+    let dir = TempDir::new("source-auth");
+    let passwords = password_file(&dir, "ingest", "s3cret");
+    let pki = Pki::new("source CA");
+    let server = pki.server("server", &["localhost", "127.0.0.1"], Validity::Current);
+    let broker = Mosquitto::builder()
+        .config_line("allow_anonymous false")
+        .config_line(format!("password_file {}", passwords.display()))
+        .listener([
+            format!("certfile {}", server.cert.display()),
+            format!("keyfile {}", server.key.display()),
+        ])
+        .start();
+    let tls_url = format!("mqtts://127.0.0.1:{}", broker.listener_port(0));
+    // Right password, over TLS trusting our CA: works.
+    let good = config(tls_url.clone(), "auth-ok", "a/#", QoS::AtLeastOnce)
+        .with_credentials("ingest", "s3cret")
+        .with_tls(TlsConfig {
+            ca_cert: Some(pki.ca_file().to_owned()),
+            ..TlsConfig::default()
+        });
+    Source::connect(good.clone())
+        .await
+        .unwrap()
+        .shutdown()
+        .await;
+    // Wrong password: the broker's refusal.
+    let wrong = config(url(broker.port()), "auth-bad", "a/#", QoS::AtLeastOnce)
+        .with_credentials("ingest", "wrong");
+    match Source::connect(wrong).await {
+        Err(SourceError::Connect {
+            error: ConnectionError::Refused(refusal),
+            ..
+        }) => {
+            assert!(
+                matches!(
+                    refusal.kind,
+                    RefusalKind::BadCredentials | RefusalKind::NotAuthorized
+                ),
+                "{refusal:?}"
+            );
+        }
+        other => panic!("expected a refused CONNACK, got {other:?}"),
+    }
+    // An untrusted certificate (default roots, no CA given): a TLS error.
+    let untrusted = config(tls_url, "auth-tls", "a/#", QoS::AtLeastOnce)
+        .with_credentials("ingest", "s3cret")
+        .with_tls(TlsConfig::default());
+    match Source::connect(untrusted).await {
+        Err(SourceError::Connect {
+            error: ConnectionError::Transport { error, .. },
+            ..
+        }) => {
+            assert!(matches!(*error, TransportError::Tls(_)), "{error:?}");
+        }
+        other => panic!("expected a TLS error, got {other:?}"),
+    }
+    // The probe says the same, without a session.
+    assert!(mqtt_source::check(&good).await.is_ok());
+}
+
+#[tokio::test]
+async fn batches_fill_to_size_or_time_out() {
+    let broker = Mosquitto::start();
+    let mut source = Source::connect(
+        config(url(broker.port()), "batch", "b/#", QoS::AtLeastOnce).with_max_in_flight(300),
+    )
+    .await
+    .unwrap();
+    let p = publisher(broker.port()).await;
+    let mut completions = Vec::new();
+    for i in 0..250 {
+        completions.push(
+            p.publish("b/x", QoS::AtLeastOnce, false, format!("{i}"))
+                .await
+                .unwrap(),
+        );
+    }
+    for done in completions {
+        within(WAIT, "PUBACK", done).await.unwrap();
+    }
+    let mut sizes = Vec::new();
+    let mut next_expected = 0;
+    while next_expected < 250 {
+        let batch = within(WAIT, "batch", source.next_batch(100, ms(300))).await;
+        sizes.push(batch.len());
+        for m in batch {
+            assert_eq!(m.payload().as_ref(), next_expected.to_string().as_bytes());
+            next_expected += 1;
+            m.ack().unwrap();
+        }
+    }
+    assert!(sizes.iter().all(|&n| (1..=100).contains(&n)), "{sizes:?}");
+    let totals = source.shutdown().await;
+    assert_eq!((totals.batches, totals.acked), (sizes.len() as u64, 250));
+}
+
+#[derive(serde::Deserialize, Debug)]
+struct Reading {
+    device: String,
+    celsius: f64,
+}
+
+#[tokio::test]
+async fn decoder_failures_follow_on_failure() {
+    let broker = Mosquitto::start();
+    let (dlq, mut dlq_in) =
+        Client::connect(Options::new("dlq"), Tcp::new(broker.addr().to_string()))
+            .await
+            .unwrap();
+    dlq.subscribe("dlq/readings", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let cfg = config(url(broker.port()), "decode", "readings", QoS::AtLeastOnce)
+        .with_on_failure(OnFailure::DeadLetter)
+        .with_dead_letter_topic("dlq/readings");
+    let mut records = Source::connect(cfg)
+        .await
+        .unwrap()
+        .decoded(Json::<Reading>::new());
+    let p = publisher(broker.port()).await;
+    publish(&p, "readings", r#"{"device":"d1","celsius":21.5}"#).await;
+    publish(&p, "readings", "not json").await;
+    publish(&p, "readings", r#"{"device":"d2","celsius":-3}"#).await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let record = within(WAIT, "record", records.next()).await.unwrap();
+        got.push((record.value.device.clone(), record.value.celsius));
+        record.message.ack().unwrap();
+    }
+    assert_eq!(got, [("d1".to_owned(), 21.5), ("d2".to_owned(), -3.0)]);
+    let mut dead = within(WAIT, "dead letter", dlq_in.recv()).await.unwrap();
+    assert_eq!(dead.payload().as_ref(), b"not json");
+    dead.ack().unwrap();
+    let totals = records.into_source().shutdown().await;
+    assert_eq!(
+        (totals.decode_failures, totals.dead_lettered, totals.acked),
+        (1, 1, 2)
+    );
+}
+
+#[tokio::test]
+async fn the_sink_publishes_everything_at_least_once_across_a_cut() {
+    let broker = Mosquitto::start();
+    let proxy = Proxy::start(broker.addr()).await;
+    let (observer, mut seen) = Client::connect(
+        Options::new("observer").with_receive_maximum(1000),
+        Tcp::new(broker.addr().to_string()),
+    )
+    .await
+    .unwrap();
+    observer
+        .subscribe("sink/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let options = Options::new("sink")
+        .with_clean_start(false)
+        .with_session_expiry(600)
+        .with_reconnect(client_common::fast_backoff());
+    let (client, _incoming) = Client::connect(options, Tcp::new(proxy.addr()))
+        .await
+        .unwrap();
+    let sink = Sink::new(
+        client,
+        SinkOptions::default().with_max_in_flight(20),
+        |i: &u32| Outgoing::new(format!("sink/{}", i % 4), i.to_string()),
+    );
+    const N: u32 = 400;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let feeder = tokio::spawn(async move {
+        for i in 0..N {
+            tx.send(i).await.unwrap();
+        }
+    });
+    let cutter = {
+        let frames_before_cut = 100;
+        let proxy = &proxy;
+        async move {
+            proxy
+                .wait_frame("PUBACKs flowing", |f| {
+                    f.dir == Dir::ToClient
+                        && f.packet_type() == packet_type::PUBACK
+                        && f.packet_id == Some(frames_before_cut)
+                })
+                .await;
+            proxy.cut();
+        }
+    };
+    let stream = tokio_stream_from(rx);
+    let (report, ()) = within(Duration::from_secs(30), "sink", async {
+        tokio::join!(sink.send_all(stream), cutter)
+    })
+    .await;
+    feeder.await.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.published, u64::from(N));
+    let mut got = std::collections::BTreeSet::new();
+    while got.len() < N as usize {
+        let mut m = within(WAIT, "observer", seen.recv()).await.unwrap();
+        got.insert(String::from_utf8(m.payload().to_vec()).unwrap());
+        let _ = m.ack();
+    }
+    assert!(proxy.connections() >= 2, "the connection was cut");
+}
+
+/// A stream of what `rx` receives.
+fn tokio_stream_from<T>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[tokio::test]
+async fn metrics_match_what_happened_and_export_as_prometheus() {
+    let broker = Mosquitto::start();
+    let cfg =
+        config(url(broker.port()), "metrics", "m/#", QoS::AtLeastOnce).with_redelivery_delay(ms(1));
+    let mut source = Source::connect(cfg).await.unwrap();
+    let p = publisher(broker.port()).await;
+    for i in 0..10 {
+        publish(&p, "m/x", format!("{i:02}")).await;
+    }
+    let mut acked = 0;
+    let mut nacked = 0;
+    while acked < 10 {
+        let m = next(&mut source).await;
+        if m.delivery_attempt() == 1 && m.payload().as_ref() < b"03".as_slice() {
+            m.nack();
+            nacked += 1;
+        } else {
+            m.ack().unwrap();
+            acked += 1;
+        }
+    }
+    let snapshot = source.metrics().snapshot();
+    assert_eq!(
+        (
+            snapshot.received,
+            snapshot.received_bytes,
+            snapshot.acked,
+            snapshot.nacked,
+            snapshot.redelivered,
+            snapshot.in_flight,
+            snapshot.connections
+        ),
+        (10, 20, 10, nacked, nacked, 0, 1)
+    );
+    assert_eq!(snapshot.processed, 10);
+    let text = source.metrics().prometheus();
+    for line in [
+        "mqtt_source_received_total 10",
+        "mqtt_source_acked_total 10",
+        "mqtt_source_in_flight 0",
+        "mqtt_source_connections 1",
+    ] {
+        assert!(text.contains(line), "{line} not in:\n{text}");
+    }
+    assert!(
+        text.contains("mqtt_source_processing_seconds_count 10"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&source.metrics().to_json()).unwrap();
+    assert_eq!(json["nacked"], nacked);
+    let health = source.handle().health();
+    assert!(health.is_healthy(), "{health:?}");
+    let totals = source.shutdown().await;
+    assert_eq!((totals.connections, totals.disconnections), (0, 1));
+}
