@@ -46,6 +46,18 @@ pub(crate) struct Envelope {
     pub(crate) attempt: u32,
     pub(crate) conn: Arc<Conn>,
     pub(crate) failure: Option<Failure>,
+    /// Holds one of its connection's `max_in_flight` slots (a QoS 1/2 message),
+    /// given back when the envelope is dropped: acked, poison handled, or left for
+    /// the broker.
+    pub(crate) slot: bool,
+}
+
+impl Drop for Envelope {
+    fn drop(&mut self) {
+        if self.slot {
+            self.conn.release_slot();
+        }
+    }
 }
 
 impl fmt::Debug for Envelope {
@@ -261,6 +273,7 @@ impl Message {
                 attempt: env.attempt,
                 conn: Arc::clone(&env.conn),
                 failure: None,
+                slot: std::mem::take(&mut env.slot),
             }),
             handed_at: self.handed_at,
         })
@@ -338,9 +351,9 @@ impl Drop for Completion {
     }
 }
 
-fn complete_ack(env: Envelope, handed_at: Instant) -> Result<(), AckError> {
+fn complete_ack(mut env: Envelope, handed_at: Instant) -> Result<(), AckError> {
     let conn = Arc::clone(&env.conn);
-    let result = match (conn.on_success, env.token) {
+    let result = match (conn.on_success, env.token.take()) {
         (OnSuccess::Ack, Some(token)) => token.ack(),
         (OnSuccess::Noop, Some(token)) => {
             conn.hold(token);

@@ -127,6 +127,13 @@ pub(crate) struct Conn {
     failures: mpsc::UnboundedSender<Envelope>,
     /// Tokens kept unacknowledged with `on_success = noop`, until the connection ends.
     held: Mutex<Vec<AckToken>>,
+    /// QoS 1/2 messages taken from the client and not finished: at most
+    /// `max_in_flight`, whatever the broker sends (mosquitto overruns the Receive
+    /// Maximum; a 3.1.1 broker knows no limit of ours).
+    outstanding: std::sync::atomic::AtomicUsize,
+    /// Signalled when a slot is given back.
+    slot_freed: Notify,
+    max_in_flight: usize,
     /// Deliveries so far of failed messages left for the broker to send again,
     /// by packet identifier: a DUP resend continues their count.
     attempts: Mutex<HashMap<PacketId, u32>>,
@@ -158,6 +165,15 @@ impl Conn {
         // When the connection task is gone the message stays unacked: the
         // broker sends it again.
         let _ = self.failures.send(env);
+    }
+
+    pub(crate) fn release_slot(&self) {
+        self.outstanding.fetch_sub(1, Ordering::AcqRel);
+        self.slot_freed.notify_one();
+    }
+
+    fn window_full(&self) -> bool {
+        self.outstanding.load(Ordering::Acquire) >= self.max_in_flight
     }
 
     pub(crate) fn hold(&self, token: AckToken) {
@@ -677,6 +693,9 @@ async fn open(
         shared: Arc::clone(shared),
         failures,
         held: Mutex::new(Vec::new()),
+        outstanding: std::sync::atomic::AtomicUsize::new(0),
+        slot_freed: Notify::new(),
+        max_in_flight: usize::from(config.max_in_flight),
         attempts: Mutex::new(HashMap::new()),
     });
     let server = conn.client.server();
@@ -778,7 +797,8 @@ async fn connection_task(
                 Ok(p) => permit = Some(p),
                 Err(_) => stopping = true,
             },
-            message = incoming.recv(), if permit.is_some() => match (message, permit.take()) {
+            () = conn.slot_freed.notified(), if permit.is_some() && conn.window_full() => {}
+            message = incoming.recv(), if permit.is_some() && !conn.window_full() => match (message, permit.take()) {
                 (Some(message), Some(p)) => p.send(receive(&conn, message)),
                 _ => break,
             },
@@ -794,6 +814,10 @@ async fn connection_task(
 fn receive(conn: &Arc<Conn>, message: mqtt_client::Message) -> Envelope {
     let (publish, token) = message.into_parts();
     conn.metrics.received(publish.payload.len());
+    let slot = publish.qos != QoS::AtMostOnce;
+    if slot {
+        conn.outstanding.fetch_add(1, Ordering::AcqRel);
+    }
     let mut attempt = 0;
     if publish.dup {
         if let Some(id) = publish.packet_id {
@@ -807,11 +831,17 @@ fn receive(conn: &Arc<Conn>, message: mqtt_client::Message) -> Envelope {
         attempt,
         conn: Arc::clone(conn),
         failure: None,
+        slot,
     }
 }
 
 /// A failed message: deliver again, dead-letter, or ack, per `on_failure`.
-fn handle_failure(conn: &Arc<Conn>, env: Envelope, tx: &mpsc::Sender<Envelope>, stopping: bool) {
+fn handle_failure(
+    conn: &Arc<Conn>,
+    mut env: Envelope,
+    tx: &mpsc::Sender<Envelope>,
+    stopping: bool,
+) {
     let config = &conn.shared.config;
     let poison = match config.on_failure {
         OnFailure::Ack | OnFailure::DeadLetter => true,
@@ -826,7 +856,7 @@ fn handle_failure(conn: &Arc<Conn>, env: Envelope, tx: &mpsc::Sender<Envelope>, 
                 tokio::spawn(dead_letter(Arc::clone(conn), env, topic, failure));
             }
             _ => {
-                if let Some(token) = env.token {
+                if let Some(token) = env.token.take() {
                     let _ = token.ack();
                 }
                 conn.metrics.poison_acked();
@@ -869,7 +899,7 @@ fn leave_for_broker(conn: &Conn, env: Envelope) {
 
 /// Publishes a poison message to the dead-letter topic at QoS 1; acks the
 /// original once the broker has it.
-async fn dead_letter(conn: Arc<Conn>, env: Envelope, topic: String, failure: Failure) {
+async fn dead_letter(conn: Arc<Conn>, mut env: Envelope, topic: String, failure: Failure) {
     let Ok(topic_name) = MqttString::try_from(topic.as_str()) else {
         return;
     };
@@ -904,7 +934,7 @@ async fn dead_letter(conn: Arc<Conn>, env: Envelope, topic: String, failure: Fai
     };
     match outcome {
         Ok(()) => {
-            if let Some(token) = env.token {
+            if let Some(token) = env.token.take() {
                 let _ = token.ack();
             }
             conn.metrics.dead_lettered();
