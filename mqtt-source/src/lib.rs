@@ -116,6 +116,11 @@
 //!   `{client_id}_{i}` on `$share/{group}/{filter}`, and the same configuration
 //!   on other machines with another [`Instance`].
 
+/// The crate README's example, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod config;
 pub mod decode;
 mod load;
