@@ -22,6 +22,7 @@ use mqtt_client::{
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::config::{shared_filter, ConfigError, OnFailure, OnSuccess, SourceConfig, Topic};
 use crate::message::{Envelope, Failure, Message};
@@ -273,7 +274,7 @@ impl Source {
         for i in 0..u32::from(config.concurrency) {
             let index = instance * u32::from(config.concurrency) + i;
             let client_id = config.connection_client_id(index);
-            let _span = tracing::info_span!(target: "mqtt_source", "connection", client_id = client_id.as_str(), producer_index = index).entered();
+            let span = tracing::info_span!(target: "mqtt_source", "connection", client_id = client_id.as_str(), producer_index = index);
             tracing::info!(target: "mqtt_source", event = "producer.init", producer_index = index, client_id = client_id.as_str());
             let result = open(
                 &shared,
@@ -282,6 +283,7 @@ impl Source {
                 servers.clone(),
                 tx.clone(),
             )
+            .instrument(span)
             .await;
             match result {
                 Ok((conn, task)) => {
@@ -751,13 +753,10 @@ async fn open(
             }
         }
     }
-    let task = tokio::spawn(connection_task(
-        Arc::clone(&conn),
-        incoming,
-        tx,
-        failures_rx,
-        events,
-    ));
+    let span = tracing::info_span!(target: "mqtt_source", "connection", client_id = conn.client_id.as_str(), producer_index = index);
+    let task = tokio::spawn(
+        connection_task(Arc::clone(&conn), incoming, tx, failures_rx, events).instrument(span),
+    );
     Ok((conn, task))
 }
 
@@ -784,7 +783,7 @@ async fn connection_task(
             Some(env) = failures.recv() => handle_failure(&conn, env, &tx, stopping),
             event = events.recv() => match event {
                 Ok(event) => {
-                    if report_event(&conn, event) {
+                    if report_event(&conn, event, stopping) {
                         break;
                     }
                 }
@@ -949,7 +948,7 @@ async fn dead_letter(conn: Arc<Conn>, mut env: Envelope, topic: String, failure:
 }
 
 /// Reports a connection event; true when the client is closed for good.
-fn report_event(conn: &Conn, event: ConnectionEvent) -> bool {
+fn report_event(conn: &Conn, event: ConnectionEvent, stopping: bool) -> bool {
     let id = conn.client_id.as_str();
     match event {
         ConnectionEvent::Connected {
@@ -981,7 +980,11 @@ fn report_event(conn: &Conn, event: ConnectionEvent) -> bool {
             tracing::error!(target: "mqtt_source", event = "subscription.error", client_id = id, producer_index = conn.index, topic = filter.as_str(), reason = ?reason);
         }
         ConnectionEvent::Closed(error) => {
-            tracing::info!(target: "mqtt_source", event = "producer.terminate", client_id = id, producer_index = conn.index, reason = %error);
+            // A shutdown reports its own terminate events.
+            if !stopping {
+                conn.metrics.error();
+                tracing::error!(target: "mqtt_source", event = "producer.terminate", client_id = id, producer_index = conn.index, reason = %error);
+            }
             return true;
         }
         ConnectionEvent::MessageRefused { topic, reason, .. } => {

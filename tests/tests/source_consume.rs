@@ -483,3 +483,14 @@ async fn mqtt_3_1_1_window_is_held_by_the_source() {
     let totals = source.shutdown().await;
     assert_eq!((totals.received, totals.acked), (50, 50));
 }
+
+/// The source's futures can be spawned on a multi-threaded runtime.
+#[test]
+fn source_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let config = SourceConfig::new(["mqtt://127.0.0.1:1"]);
+    let connect = Source::connect(config.clone());
+    send(&connect);
+    let check = mqtt_source::check(&config);
+    send(&check);
+}
