@@ -400,6 +400,7 @@ pub struct SourceConfig {
     pub(crate) version: ProtocolVersion,
     pub(crate) keep_alive: u16,
     pub(crate) connect_timeout: Duration,
+    pub(crate) ping_timeout: Duration,
     pub(crate) auth: Option<AuthConfig>,
     pub(crate) tls: Option<TlsConfig>,
     pub(crate) will: Option<WillConfig>,
@@ -444,6 +445,7 @@ impl SourceConfig {
             version: ProtocolVersion::V5,
             keep_alive: 60,
             connect_timeout: Duration::from_secs(10),
+            ping_timeout: Duration::from_secs(10),
             auth: None,
             tls: None,
             will: None,
@@ -571,6 +573,13 @@ impl SourceConfig {
     /// Time allowed for one connection attempt (10 s by default).
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a PINGRESP may take before the connection counts as dead (a
+    /// half-open connection) and is replaced (10 s by default).
+    pub fn with_ping_timeout(mut self, timeout: Duration) -> Self {
+        self.ping_timeout = timeout;
         self
     }
 
@@ -813,6 +822,7 @@ impl SourceConfig {
             .with_clean_start(self.clean_start)
             .with_keep_alive(self.keep_alive)
             .with_connect_timeout(self.connect_timeout)
+            .with_ping_timeout(self.ping_timeout)
             .with_receive_maximum(self.max_in_flight)
             .with_max_inflight(self.max_in_flight)
             .with_strict_receive_maximum(self.strict_receive_maximum)

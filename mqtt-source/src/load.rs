@@ -84,6 +84,8 @@ struct RawConfig {
     #[serde(default)]
     connect_timeout_ms: Option<u64>,
     #[serde(default)]
+    ping_timeout_ms: Option<u64>,
+    #[serde(default)]
     auth: Option<AuthConfig>,
     #[serde(default, alias = "ssl_opts")]
     tls: Option<TlsConfig>,
@@ -161,6 +163,7 @@ impl RawConfig {
             version,
             keep_alive: self.keep_alive_secs.unwrap_or(defaults.keep_alive),
             connect_timeout: self.connect_timeout_ms.map_or(defaults.connect_timeout, ms),
+            ping_timeout: self.ping_timeout_ms.map_or(defaults.ping_timeout, ms),
             auth: self.auth,
             tls: self.tls,
             will: self.will,

@@ -679,3 +679,32 @@ async fn metrics_match_what_happened_and_export_as_prometheus() {
     let totals = source.shutdown().await;
     assert_eq!((totals.connections, totals.disconnections), (0, 1));
 }
+
+#[tokio::test]
+async fn a_half_open_connection_is_found_by_keep_alive_and_replaced() {
+    let broker = Mosquitto::start();
+    let proxy = Proxy::start(broker.addr()).await;
+    let cfg = config(
+        format!("mqtt://{}", proxy.addr()),
+        "halfopen",
+        "r/half",
+        QoS::AtLeastOnce,
+    )
+    .with_keep_alive(1)
+    .with_ping_timeout(ms(500));
+    let mut source = Source::connect(cfg).await.unwrap();
+    // Nothing comes back any more, and nothing is closed: a half-open connection.
+    proxy.set(Dir::ToClient, client_common::Mode::Hold);
+    metrics_until(&source, "the lost connection noticed", |m| {
+        m.disconnections >= 1
+    })
+    .await;
+    proxy.pass();
+    metrics_until(&source, "a new connection", |m| m.connects >= 2).await;
+    let p = publisher(broker.port()).await;
+    publish(&p, "r/half", "after").await;
+    let m = next(&mut source).await;
+    assert_eq!(m.payload().as_ref(), b"after");
+    m.ack().unwrap();
+    source.shutdown().await;
+}
