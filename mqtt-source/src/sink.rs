@@ -8,7 +8,8 @@
 //! unacknowledged messages itself across reconnects (a resumed session), so a
 //! cut connection delays an item rather than failing it; a retry happens when
 //! the flow itself fails (the client closed, the session lost, the broker
-//! refusing with a reason code that may pass).
+//! answering 0x97 Quota exceeded). A refusal on purpose (0x87 Not authorized, ...)
+//! and a message that cannot be sent as it is come back at once.
 
 use std::fmt;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
 use mqtt_client::codec::packet::Publish;
 use mqtt_client::codec::property::PublishProperties;
 use mqtt_client::codec::string::MqttString;
+use mqtt_client::codec::ReasonCode;
 use mqtt_client::{Client, ErrorKind, PublishError, PublishOutcome, QoS};
 
 /// One message to publish, as an item maps to it.
@@ -179,12 +181,15 @@ impl<T, F: Fn(&T) -> Outgoing> Sink<T, F> {
                 Ok(outcome) => return Ok(outcome),
                 Err(error) => error,
             };
-            let retryable = matches!(error.kind(), ErrorKind::Transient)
-                || matches!(error, PublishError::Rejected { .. } if error.kind() != ErrorKind::Configuration);
-            if !retryable
-                || attempts > self.options.retries
-                || self.client.is_closed() && matches!(error, PublishError::Closed)
-            {
+            // Worth another attempt: a lost connection or session, or a broker
+            // over its quota. Not: a refusal on purpose (not authorised, ...), a
+            // message that cannot be sent as it is, a closed client.
+            let retryable = match &error {
+                PublishError::Rejected { reason, .. } => *reason == ReasonCode::QUOTA_EXCEEDED,
+                PublishError::Closed => false,
+                other => other.kind() == ErrorKind::Transient,
+            };
+            if !retryable || attempts > self.options.retries {
                 tracing::warn!(target: "mqtt_source", event = "sink.failed", attempts, error = %error);
                 return Err(SinkError {
                     item,

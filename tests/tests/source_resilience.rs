@@ -247,6 +247,16 @@ async fn refusing_server(refuse: fn(&str) -> Option<mqtt_client::codec::ReasonCo
                                 .map(|(f, o)| refuse(f.as_str()).unwrap_or(ReasonCode(o.qos as u8)))
                                 .collect(),
                         })),
+                        Packet::Publish(publish) => match publish.packet_id {
+                            // QoS 1: refused with `refuse(topic)`'s code, if any.
+                            Some(packet_id) => Packet::PubAck(mqtt_client::codec::PubAck {
+                                packet_id,
+                                reason_code: refuse(publish.topic.as_str())
+                                    .unwrap_or(ReasonCode::SUCCESS),
+                                properties: Default::default(),
+                            }),
+                            None => continue,
+                        },
                         Packet::PingReq => Packet::PingResp,
                         Packet::Disconnect(_) => return,
                         _ => continue,
@@ -705,6 +715,115 @@ async fn a_half_open_connection_is_found_by_keep_alive_and_replaced() {
     publish(&p, "r/half", "after").await;
     let m = next(&mut source).await;
     assert_eq!(m.payload().as_ref(), b"after");
+    m.ack().unwrap();
+    source.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_sink_retries_what_may_pass_and_hands_back_what_failed() {
+    use mqtt_client::codec::ReasonCode;
+    let port = refusing_server(|t| {
+        if t.starts_with("quota/") {
+            Some(ReasonCode::QUOTA_EXCEEDED)
+        } else if t.starts_with("denied/") {
+            Some(ReasonCode::NOT_AUTHORIZED)
+        } else {
+            None
+        }
+    })
+    .await;
+    let (client, _incoming) = Client::connect(
+        Options::new("sinker"),
+        Tcp::new(format!("127.0.0.1:{port}")),
+    )
+    .await
+    .unwrap();
+    let options = SinkOptions::default()
+        .with_retries(2)
+        .with_retry_backoff(ms(1), ms(2));
+    let sink = Sink::new(client.clone(), options, |t: &&str| Outgoing::new(*t, "x"));
+    assert!(sink.send("ok/1").await.is_ok());
+    // Over quota: tried 1 + 2 times, then handed back.
+    let e = sink.send("quota/1").await.unwrap_err();
+    assert_eq!((e.item, e.attempts), ("quota/1", 3));
+    assert!(
+        matches!(e.error, mqtt_client::PublishError::Rejected { reason, .. } if reason == ReasonCode::QUOTA_EXCEEDED)
+    );
+    // Not authorized: not retried.
+    let e = sink.send("denied/1").await.unwrap_err();
+    assert_eq!((e.item, e.attempts), ("denied/1", 1));
+    // Invalid as it is: not retried.
+    let e = sink.send("bad/#").await.unwrap_err();
+    assert_eq!(e.attempts, 1);
+    // In a stream: what failed comes back, the rest is published.
+    let report = sink
+        .send_all(futures_util::stream::iter([
+            "ok/2", "denied/2", "ok/3", "quota/2",
+        ]))
+        .await;
+    assert_eq!(report.published, 2);
+    let mut failed: Vec<&str> = report.failed.iter().map(|e| e.item).collect();
+    failed.sort_unstable();
+    assert_eq!(failed, ["denied/2", "quota/2"]);
+    // A closed client: handed back at once.
+    client.disconnect().await.unwrap();
+    let e = sink.send("ok/4").await.unwrap_err();
+    assert_eq!((e.item, e.attempts), ("ok/4", 1));
+}
+
+#[tokio::test]
+async fn mqtt5_properties_reach_the_message() {
+    use mqtt_client::codec::packet::Publish;
+    use mqtt_client::codec::{MqttString, PublishProperties, UserProperty};
+    let broker = Mosquitto::start();
+    let mut source = Source::connect(config(
+        url(broker.port()),
+        "props",
+        "props/#",
+        QoS::AtLeastOnce,
+    ))
+    .await
+    .unwrap();
+    let p = publisher(broker.port()).await;
+    let mut properties = PublishProperties::default();
+    properties.content_type = Some(MqttString::try_from("application/json").unwrap());
+    properties.correlation_data = Some(bytes::Bytes::from_static(b"corr-1"));
+    properties.response_topic = Some(MqttString::try_from("props/reply").unwrap());
+    properties.message_expiry_interval = Some(3600);
+    properties.payload_format_indicator = Some(1);
+    properties
+        .user_properties
+        .push(UserProperty::new("site", "plant-7").unwrap());
+    let publish = Publish {
+        dup: false,
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        topic: MqttString::try_from("props/x").unwrap(),
+        packet_id: None,
+        properties: Some(Box::new(properties)),
+        payload: bytes::Bytes::from_static(b"{}"),
+    };
+    within(WAIT, "PUBACK", p.publish_with(publish).await.unwrap())
+        .await
+        .unwrap();
+    let m = next(&mut source).await;
+    assert_eq!(m.content_type(), Some("application/json"));
+    assert_eq!(
+        m.correlation_data().map(|b| b.as_ref()),
+        Some(&b"corr-1"[..])
+    );
+    assert_eq!(m.response_topic(), Some("props/reply"));
+    assert!(m.message_expiry().is_some_and(|s| s <= 3600 && s > 3500));
+    assert_eq!(m.payload_format(), Some(1));
+    assert_eq!(
+        m.user_properties().collect::<Vec<_>>(),
+        [("site", "plant-7")]
+    );
+    assert!(m.received_at() <= std::time::SystemTime::now());
+    assert_eq!(
+        (m.client_id(), m.connection_index(), m.delivery_attempt()),
+        ("props", 0, 1)
+    );
     m.ack().unwrap();
     source.shutdown().await;
 }
