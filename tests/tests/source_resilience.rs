@@ -785,15 +785,15 @@ async fn mqtt5_properties_reach_the_message() {
     .await
     .unwrap();
     let p = publisher(broker.port()).await;
-    let mut properties = PublishProperties::default();
-    properties.content_type = Some(MqttString::try_from("application/json").unwrap());
-    properties.correlation_data = Some(bytes::Bytes::from_static(b"corr-1"));
-    properties.response_topic = Some(MqttString::try_from("props/reply").unwrap());
-    properties.message_expiry_interval = Some(3600);
-    properties.payload_format_indicator = Some(1);
-    properties
-        .user_properties
-        .push(UserProperty::new("site", "plant-7").unwrap());
+    let properties = PublishProperties {
+        content_type: Some(MqttString::try_from("application/json").unwrap()),
+        correlation_data: Some(bytes::Bytes::from_static(b"corr-1")),
+        response_topic: Some(MqttString::try_from("props/reply").unwrap()),
+        message_expiry_interval: Some(3600),
+        payload_format_indicator: Some(1),
+        user_properties: vec![UserProperty::new("site", "plant-7").unwrap()],
+        ..PublishProperties::default()
+    };
     let publish = Publish {
         dup: false,
         qos: QoS::AtLeastOnce,
