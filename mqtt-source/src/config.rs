@@ -76,33 +76,60 @@ pub(crate) struct QosName(pub(crate) QoS);
 
 impl<'de> Deserialize<'de> for QosName {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u8),
-            Name(String),
-        }
-        let qos = match Raw::deserialize(deserializer)? {
-            Raw::Number(0) => QoS::AtMostOnce,
-            Raw::Number(1) => QoS::AtLeastOnce,
-            Raw::Number(2) => QoS::ExactlyOnce,
-            Raw::Name(name) => match name.as_str() {
-                "at_most_once" | "0" => QoS::AtMostOnce,
-                "at_least_once" | "1" => QoS::AtLeastOnce,
-                "exactly_once" | "2" => QoS::ExactlyOnce,
-                other => {
-                    return Err(serde::de::Error::custom(format!(
-                        "unknown QoS `{other}`: expected at_most_once, at_least_once or exactly_once (or 0, 1, 2)"
-                    )))
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = QosName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("at_most_once, at_least_once or exactly_once (or 0, 1, 2)")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<QosName, E> {
+                Ok(QosName(match n {
+                    0 => QoS::AtMostOnce,
+                    1 => QoS::AtLeastOnce,
+                    2 => QoS::ExactlyOnce,
+                    n => return Err(E::custom(format!("QoS {n}: expected 0, 1 or 2"))),
+                }))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<QosName, E> {
+                match u64::try_from(n) {
+                    Ok(n) => self.visit_u64(n),
+                    Err(_) => Err(E::custom(format!("QoS {n}: expected 0, 1 or 2"))),
                 }
-            },
-            Raw::Number(n) => {
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<QosName, E> {
+                Ok(QosName(match name {
+                    "at_most_once" | "0" => QoS::AtMostOnce,
+                    "at_least_once" | "1" => QoS::AtLeastOnce,
+                    "exactly_once" | "2" => QoS::ExactlyOnce,
+                    other => {
+                        return Err(E::custom(format!(
+                            "unknown QoS `{other}`: expected at_most_once, at_least_once or exactly_once (or 0, 1, 2)"
+                        )))
+                    }
+                }))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A Retain Handling as a file names it: `send` (`send_on_subscribe`),
+/// `send_if_new`, `never` (`do_not_send`).
+struct RetainName(RetainHandling);
+
+impl<'de> Deserialize<'de> for RetainName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Ok(Self(match name.as_str() {
+            "send" | "send_on_subscribe" => RetainHandling::SendOnSubscribe,
+            "send_if_new" => RetainHandling::SendIfNew,
+            "never" | "do_not_send" => RetainHandling::DoNotSend,
+            other => {
                 return Err(serde::de::Error::custom(format!(
-                    "QoS {n}: expected 0, 1 or 2"
+                    "unknown retain_handling `{other}`: expected send, send_if_new or never"
                 )))
             }
-        };
-        Ok(Self(qos))
+        }))
     }
 }
 
@@ -187,38 +214,34 @@ impl<'de> Deserialize<'de> for Topic {
             #[serde(default)]
             retain_as_published: bool,
             #[serde(default)]
-            retain_handling: Option<String>,
+            retain_handling: Option<RetainName>,
         }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Filter(String),
-            Table(Table),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Filter(filter) => Ok(Topic::new(filter, QoS::AtLeastOnce)),
-            Raw::Table(table) => {
-                let retain_handling = match table.retain_handling.as_deref() {
-                    None | Some("send") | Some("send_on_subscribe") => {
-                        RetainHandling::SendOnSubscribe
-                    }
-                    Some("send_if_new") => RetainHandling::SendIfNew,
-                    Some("never") | Some("do_not_send") => RetainHandling::DoNotSend,
-                    Some(other) => {
-                        return Err(serde::de::Error::custom(format!(
-                            "unknown retain_handling `{other}`: expected send, send_if_new or never"
-                        )))
-                    }
-                };
+        // A visitor rather than `#[serde(untagged)]`: an untagged enum replaces the
+        // error of a table (an unknown QoS, an unknown field) by "data did not match
+        // any variant", and loses the path of the field at fault.
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Topic;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a topic filter, or a table with `topic` and `qos`")
+            }
+            fn visit_str<E: serde::de::Error>(self, filter: &str) -> Result<Topic, E> {
+                Ok(Topic::new(filter, QoS::AtLeastOnce))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Topic, A::Error> {
+                let table = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
                 Ok(Topic {
                     filter: table.topic,
                     qos: table.qos.map_or(QoS::AtLeastOnce, |q| q.0),
                     no_local: table.no_local,
                     retain_as_published: table.retain_as_published,
-                    retain_handling,
+                    retain_handling: table
+                        .retain_handling
+                        .map_or(RetainHandling::SendOnSubscribe, |r| r.0),
                 })
             }
         }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -267,17 +290,43 @@ impl<'de> Deserialize<'de> for Instance {
         struct FromEnv {
             env: String,
         }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Index(u32),
-            Env(FromEnv),
+        // A visitor rather than `#[serde(untagged)]`, which hides the real error.
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Instance;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an instance number, or a table `{ env = \"VARIABLE\" }`")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Instance, E> {
+                u32::try_from(n)
+                    .map(Instance::Index)
+                    .map_err(|_| E::custom(format!("instance {n}: too large")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Instance, E> {
+                match u64::try_from(n) {
+                    Ok(n) => self.visit_u64(n),
+                    Err(_) => Err(E::custom(format!("instance {n}: negative"))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Instance, A::Error> {
+                let from = FromEnv::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Instance::Env(from.env))
+            }
         }
-        Ok(match Raw::deserialize(deserializer)? {
-            Raw::Index(i) => Instance::Index(i),
-            Raw::Env(e) => Instance::Env(e.env),
-        })
+        deserializer.deserialize_any(Visitor)
     }
+}
+
+/// The instance number in the value of an environment variable: the value itself
+/// (`3`), or what follows its last `-` (`ingest-3`, a StatefulSet pod name); ASCII
+/// digits only, surrounding white space ignored.
+pub(crate) fn instance_number(value: &str) -> Option<u32> {
+    let value = value.trim();
+    let digits = value.rsplit('-').next().unwrap_or(value);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 impl Instance {
@@ -291,8 +340,7 @@ impl Instance {
                         format!("environment variable {var} is not set"),
                     )
                 })?;
-                let digits = value.rsplit('-').next().unwrap_or(&value);
-                digits.trim().parse().map_err(|_| {
+                instance_number(&value).ok_or_else(|| {
                     ConfigError::new(
                         "instance.env",
                         format!("{var}={value:?} does not end in an instance number"),
@@ -379,8 +427,9 @@ pub struct AuthConfig {
     pub password: Option<Secret>,
 }
 
-/// The configuration of a [`Source`](crate::Source).
-#[derive(Debug, Clone, PartialEq)]
+/// The configuration of a [`Source`](crate::Source). `Debug` shows no secret: not
+/// the password, nor the password or query of a broker URL.
+#[derive(Clone, PartialEq)]
 pub struct SourceConfig {
     pub(crate) brokers: Vec<String>,
     pub(crate) topics: Vec<Topic>,
@@ -411,6 +460,121 @@ pub struct SourceConfig {
     pub(crate) shutdown_timeout: Duration,
     pub(crate) handle_signals: bool,
     pub(crate) user_properties: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for SourceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured, so that a new field cannot be forgotten here.
+        let Self {
+            brokers,
+            topics,
+            client_id,
+            shared_group,
+            concurrency,
+            instance,
+            max_in_flight,
+            on_success,
+            on_failure,
+            dead_letter_topic,
+            max_deliveries,
+            redelivery_delay,
+            clean_start,
+            session_expiry,
+            session_store,
+            version,
+            keep_alive,
+            connect_timeout,
+            ping_timeout,
+            auth,
+            tls,
+            will,
+            retry_initial,
+            retry_max,
+            retry_multiplier,
+            strict_receive_maximum,
+            shutdown_timeout,
+            handle_signals,
+            user_properties,
+        } = self;
+        let brokers: Vec<String> = brokers.iter().map(|url| redact_url(url)).collect();
+        f.debug_struct("SourceConfig")
+            .field("brokers", &brokers)
+            .field("topics", topics)
+            .field("client_id", client_id)
+            .field("shared_group", shared_group)
+            .field("concurrency", concurrency)
+            .field("instance", instance)
+            .field("max_in_flight", max_in_flight)
+            .field("on_success", on_success)
+            .field("on_failure", on_failure)
+            .field("dead_letter_topic", dead_letter_topic)
+            .field("max_deliveries", max_deliveries)
+            .field("redelivery_delay", redelivery_delay)
+            .field("clean_start", clean_start)
+            .field("session_expiry", session_expiry)
+            .field("session_store", session_store)
+            .field("version", version)
+            .field("keep_alive", keep_alive)
+            .field("connect_timeout", connect_timeout)
+            .field("ping_timeout", ping_timeout)
+            .field("auth", auth)
+            .field("tls", tls)
+            .field("will", will)
+            .field("retry_initial", retry_initial)
+            .field("retry_max", retry_max)
+            .field("retry_multiplier", retry_multiplier)
+            .field("strict_receive_maximum", strict_receive_maximum)
+            .field("shutdown_timeout", shutdown_timeout)
+            .field("handle_signals", handle_signals)
+            .field("user_properties", user_properties)
+            .finish()
+    }
+}
+
+/// A broker URL fit for logs: the password of its user info and its query (a
+/// pre-signed WebSocket URL carries its credentials there) are replaced by
+/// `<redacted>`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let mut out = String::with_capacity(url.len());
+    if let Some(scheme) = scheme {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            match userinfo.split_once(':') {
+                Some((user, _password)) => {
+                    out.push_str(user);
+                    out.push_str(":<redacted>");
+                }
+                None => out.push_str(userinfo),
+            }
+            out.push('@');
+            out.push_str(host);
+        }
+        None => out.push_str(authority),
+    }
+    match tail.split_once('?') {
+        Some((path, _query)) => {
+            out.push_str(path);
+            out.push_str("?<redacted>");
+        }
+        None => out.push_str(tail),
+    }
+    out
+}
+
+/// What the topic checks leave to [`MqttString`](mqtt_client::codec::string::MqttString)
+/// and the encoder: no U+0000 [MQTT-1.5.4-2], at most 65,535 bytes [MQTT-1.5.4].
+/// Checked here so that `validate` refuses what the client would refuse at connect.
+fn wire_string(s: &str) -> bool {
+    s.len() <= usize::from(u16::MAX) && mqtt_client::codec::string::MqttString::try_from(s).is_ok()
 }
 
 /// Seconds the broker keeps a session by default: a week, so that a consumer
@@ -543,7 +707,8 @@ impl SourceConfig {
         self
     }
 
-    /// Session expiry interval in seconds ([`DEFAULT_SESSION_EXPIRY`] by default).
+    /// Session expiry interval in seconds ([`DEFAULT_SESSION_EXPIRY`] by default;
+    /// always 0 without a client id, whose session could never be resumed).
     pub fn with_session_expiry(mut self, seconds: u32) -> Self {
         self.session_expiry = seconds;
         self
@@ -667,15 +832,53 @@ impl SourceConfig {
         self.shutdown_timeout
     }
 
+    /// Whether each connection starts a clean session.
+    pub fn clean_start(&self) -> bool {
+        self.clean_start
+    }
+
+    /// Session expiry interval in seconds (MQTT 5).
+    pub fn session_expiry(&self) -> u32 {
+        self.session_expiry
+    }
+
+    /// MQTT version.
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// What `ack()` does.
+    pub fn on_success(&self) -> OnSuccess {
+        self.on_success
+    }
+
+    /// What `nack()` does.
+    pub fn on_failure(&self) -> OnFailure {
+        self.on_failure
+    }
+
     /// Checks every option; the error names the first one at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.brokers.is_empty() {
             return Err(ConfigError::new("brokers", "no broker URL"));
         }
         for (i, url) in self.brokers.iter().enumerate() {
-            mqtt_client::transport::url::ServerUrl::parse(url)
-                .map_err(|e| ConfigError::new(format!("brokers[{i}]"), e.to_string()))?;
+            mqtt_client::transport::url::ServerUrl::parse(url).map_err(|e| {
+                let message = match e {
+                    // Its text holds the whole URL, a password in the user info included.
+                    mqtt_client::transport::UrlError::MissingScheme(_) => format!(
+                        "server URL {:?}: no scheme (write mqtt://, mqtts://, ws:// or wss://)",
+                        redact_url(url)
+                    ),
+                    e => e.to_string(),
+                };
+                ConfigError::new(format!("brokers[{i}]"), message)
+            })?;
         }
+        // The checks of the list as a whole (the same credentials in every URL, the
+        // transports compiled in), which `Source::connect` would otherwise fail on.
+        mqtt_client::transport::Servers::parse_list(&self.brokers)
+            .map_err(|e| ConfigError::new("brokers", e.to_string()))?;
         if self.topics.is_empty() {
             return Err(ConfigError::new("topics", "no topic to consume"));
         }
@@ -686,12 +889,15 @@ impl SourceConfig {
                     "give the plain filter and set `shared_group`; the source adds `$share/{group}/`",
                 ));
             }
-            topic::check_topic_filter(&t.filter).map_err(|_| {
-                ConfigError::new(
-                    format!("topics[{i}].topic"),
-                    format!("`{}` is not a valid topic filter", t.filter),
-                )
-            })?;
+            topic::check_topic_filter(&t.filter)
+                .ok()
+                .filter(|()| wire_string(&t.filter))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        format!("topics[{i}].topic"),
+                        format!("`{}` is not a valid topic filter", t.filter),
+                    )
+                })?;
             if self.version == ProtocolVersion::V311
                 && (t.no_local
                     || t.retain_as_published
@@ -719,12 +925,27 @@ impl SourceConfig {
         }
         if self.shared_group.is_none() && (self.concurrency > 1 || self.instance.is_some()) {
             return Err(ConfigError::new(
-                "concurrency",
+                if self.concurrency > 1 {
+                    "concurrency"
+                } else {
+                    "instance"
+                },
                 "more than one connection without `shared_group` would receive every message once per connection",
             ));
         }
         if let Some(instance) = &self.instance {
-            instance.resolve()?;
+            let k = instance.resolve()?;
+            // Connection `i` of instance `k` is number `k * concurrency + i`.
+            let n = u32::from(self.concurrency);
+            if k.checked_mul(n)
+                .and_then(|first| first.checked_add(n - 1))
+                .is_none()
+            {
+                return Err(ConfigError::new(
+                    "instance",
+                    format!("instance {k} with concurrency {n}: connection numbers overflow"),
+                ));
+            }
         }
         if self.max_in_flight == 0 {
             return Err(ConfigError::new("max_in_flight", "must be at least 1"));
@@ -734,12 +955,15 @@ impl SourceConfig {
         }
         match &self.dead_letter_topic {
             Some(t) => {
-                topic::check_topic_name(t).map_err(|_| {
-                    ConfigError::new(
-                        "dead_letter_topic",
-                        format!("`{t}` is not a valid topic name (no wildcards)"),
-                    )
-                })?;
+                topic::check_topic_name(t)
+                    .ok()
+                    .filter(|()| wire_string(t))
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            "dead_letter_topic",
+                            format!("`{t}` is not a valid topic name (no wildcards)"),
+                        )
+                    })?;
             }
             None if self.on_failure == OnFailure::DeadLetter => {
                 return Err(ConfigError::new(
@@ -772,17 +996,25 @@ impl SourceConfig {
             ));
         }
         if let Some(will) = &self.will {
-            topic::check_topic_name(&will.topic).map_err(|_| {
-                ConfigError::new(
-                    "will.topic",
-                    format!("`{}` is not a valid topic name", will.topic),
-                )
-            })?;
+            topic::check_topic_name(&will.topic)
+                .ok()
+                .filter(|()| wire_string(&will.topic))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "will.topic",
+                        format!("`{}` is not a valid topic name", will.topic),
+                    )
+                })?;
         }
         if let Some(tls) = &self.tls {
             if tls.client_cert.is_some() != tls.client_key.is_some() {
+                // Name the one missing.
                 return Err(ConfigError::new(
-                    "tls.client_key",
+                    if tls.client_key.is_none() {
+                        "tls.client_key"
+                    } else {
+                        "tls.client_cert"
+                    },
                     "client_cert and client_key go together",
                 ));
             }
@@ -828,7 +1060,14 @@ impl SourceConfig {
             .with_strict_receive_maximum(self.strict_receive_maximum)
             .with_reconnect(backoff);
         if self.version == ProtocolVersion::V5 {
-            options = options.with_session_expiry(self.session_expiry);
+            // A generated client id can never resume its session: keeping one
+            // would only leave an orphan session queueing messages at the broker.
+            let expiry = if client_id_is_generated(&options) {
+                0
+            } else {
+                self.session_expiry
+            };
+            options = options.with_session_expiry(expiry);
         }
         if let Some(auth) = &self.auth {
             options = match &auth.password {
@@ -889,5 +1128,44 @@ impl SourceConfig {
             ));
         }
         Ok(servers)
+    }
+}
+
+fn client_id_is_generated(options: &mqtt_client::Options) -> bool {
+    options.client_id().is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{instance_number, redact_url};
+
+    #[test]
+    fn instance_number_is_the_value_or_its_last_dash_suffix() {
+        assert_eq!(instance_number("3"), Some(3));
+        assert_eq!(instance_number(" 7\n"), Some(7));
+        assert_eq!(instance_number("ingest-3"), Some(3));
+        assert_eq!(instance_number("my-ingest-12"), Some(12));
+        assert_eq!(instance_number("ingest-007"), Some(7));
+        assert_eq!(instance_number("4294967295"), Some(u32::MAX));
+        assert_eq!(instance_number("4294967296"), None);
+        assert_eq!(instance_number(""), None);
+        assert_eq!(instance_number("ingest"), None);
+        assert_eq!(instance_number("ingest-"), None);
+        assert_eq!(instance_number("ingest-+3"), None);
+        assert_eq!(instance_number("ingest-3a"), None);
+        // A Deployment's pod name ends in a random suffix, not an ordinal.
+        assert_eq!(instance_number("ingest-7d9f8c-x2kq"), None);
+    }
+
+    #[test]
+    fn redact_url_hides_passwords_and_queries() {
+        assert_eq!(redact_url("mqtt://h:1883"), "mqtt://h:1883");
+        assert_eq!(redact_url("mqtt://u@h"), "mqtt://u@h");
+        assert_eq!(redact_url("mqtt://u:p@ss@h:1"), "mqtt://u:<redacted>@h:1");
+        assert_eq!(
+            redact_url("wss://h/mqtt?X-Amz-Signature=s"),
+            "wss://h/mqtt?<redacted>"
+        );
+        assert_eq!(redact_url("u:p@h:1883"), "u:<redacted>@h:1883");
     }
 }

@@ -127,10 +127,14 @@ impl RawConfig {
         let version = match &self.protocol_version {
             None => ProtocolVersion::V5,
             Some(v) => match v {
-                Value::Number(n) if n.as_u64() == Some(5) => ProtocolVersion::V5,
+                // `5.0` is a float in TOML and YAML.
+                Value::Number(n) if n.as_u64() == Some(5) || n.as_f64() == Some(5.0) => {
+                    ProtocolVersion::V5
+                }
                 Value::Number(n) if n.as_u64() == Some(4) => ProtocolVersion::V311,
                 Value::String(s) if s == "5" || s == "5.0" || s == "v5" => ProtocolVersion::V5,
-                Value::String(s) if s == "3.1.1" || s == "4" || s == "v311" => {
+                // `v4` is how emqtt (`proto_ver`) names 3.1.1.
+                Value::String(s) if s == "3.1.1" || s == "4" || s == "v4" || s == "v311" => {
                     ProtocolVersion::V311
                 }
                 other => {
@@ -256,6 +260,14 @@ impl SourceConfig {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let mut value = parse(text, format)?;
+        // Else serde reads a top-level array as the fields in order, and an empty
+        // YAML file as `null`.
+        if !value.is_object() {
+            return Err(ConfigError::new(
+                "",
+                "expected a table of options at the top level",
+            ));
+        }
         interpolate(&mut value, &mut String::new(), env)?;
         let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
