@@ -353,14 +353,6 @@ impl Drop for Completion {
 
 fn complete_ack(mut env: Envelope, handed_at: Instant) -> Result<(), AckError> {
     let conn = Arc::clone(&env.conn);
-    let result = match (conn.on_success, env.token.take()) {
-        (OnSuccess::Ack, Some(token)) => token.ack(),
-        (OnSuccess::Noop, Some(token)) => {
-            conn.hold(token);
-            Ok(())
-        }
-        (_, None) => Ok(()),
-    };
     tracing::trace!(
         target: "mqtt_source",
         event = "receive_message.ack",
@@ -368,6 +360,17 @@ fn complete_ack(mut env: Envelope, handed_at: Instant) -> Result<(), AckError> {
         qos = env.publish.qos as u8,
         status = "on_success",
     );
+    let result = match (conn.on_success, env.token.is_some()) {
+        (OnSuccess::Ack, true) => env.token.take().map_or(Ok(()), AckToken::ack),
+        (OnSuccess::Noop, true) => {
+            // Kept, with its slot, until the connection ends.
+            conn.metrics.acked(handed_at.elapsed());
+            conn.finished();
+            conn.hold(env);
+            return Ok(());
+        }
+        (_, false) => Ok(()),
+    };
     match &result {
         Ok(()) => conn.metrics.acked(handed_at.elapsed()),
         Err(AckError::StaleConnection) => conn.metrics.stale_ack(),

@@ -10,14 +10,16 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
+use futures_core::Stream as _;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use mqtt_client::codec::packet::Publish;
 use mqtt_client::codec::property::{PublishProperties, UserProperty};
 use mqtt_client::codec::string::MqttString;
+use mqtt_client::codec::ReasonCode;
 use mqtt_client::session::{FileStore, FsyncPolicy, SessionStore};
 use mqtt_client::{
-    AckToken, Client, ConnectionError, ConnectionEvent, Incoming, PacketId, ProtocolVersion, QoS,
-    RequestError, SubscribeRequest, UnsubscribeRequest,
+    AckToken, Client, ConnectionError, ConnectionEvent, Incoming, PacketId, ProtocolVersion,
+    PublishError, QoS, RequestError, SubscribeRequest, UnsubscribeRequest,
 };
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
@@ -62,7 +64,7 @@ pub enum SourceError {
         /// The connection's client id.
         client_id: String,
         /// Each filter and the SUBACK reason code.
-        refused: Vec<(String, mqtt_client::codec::ReasonCode)>,
+        refused: Vec<(String, ReasonCode)>,
     },
 }
 
@@ -110,8 +112,10 @@ pub(crate) struct SourceShared {
     metrics: Metrics,
     /// The topics consumed now (configured, plus or minus runtime changes).
     topics: Mutex<Vec<Topic>>,
-    /// True once intake stops (shutdown).
+    /// True once intake stops (shutdown); `stopping` is the same, read on the
+    /// path of every message without a lock.
     stop: watch::Sender<bool>,
+    stopping: std::sync::atomic::AtomicBool,
     /// Messages handed over and not finished.
     in_flight: AtomicI64,
     drained: Notify,
@@ -126,14 +130,19 @@ pub(crate) struct Conn {
     pub(crate) on_success: OnSuccess,
     shared: Arc<SourceShared>,
     failures: mpsc::UnboundedSender<Envelope>,
-    /// Tokens kept unacknowledged with `on_success = noop`, until the connection ends.
-    held: Mutex<Vec<AckToken>>,
+    /// Messages finished with `on_success = noop`: kept unacknowledged, with
+    /// their slots, until the connection ends.
+    held: Mutex<Vec<Envelope>>,
+    /// Up: counted in the `connections` gauge.
+    up: std::sync::atomic::AtomicBool,
     /// QoS 1/2 messages taken from the client and not finished: at most
     /// `max_in_flight`, whatever the broker sends (mosquitto overruns the Receive
     /// Maximum; a 3.1.1 broker knows no limit of ours).
     outstanding: std::sync::atomic::AtomicUsize,
-    /// Signalled when a slot is given back.
-    slot_freed: Notify,
+    /// The consumer waiting for a slot of this connection.
+    window: futures_util::task::AtomicWaker,
+    /// Redeliveries, to the consumer.
+    redeliver: mpsc::UnboundedSender<Envelope>,
     max_in_flight: usize,
     /// Deliveries so far of failed messages left for the broker to send again,
     /// by packet identifier: a DUP resend continues their count.
@@ -149,6 +158,18 @@ impl fmt::Debug for Conn {
     }
 }
 
+impl SourceShared {
+    fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        let _ = self.stop.send(true);
+        self.drained.notify_waiters();
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+}
+
 impl Conn {
     pub(crate) fn handed_over(&self) {
         self.metrics.handed_over();
@@ -157,7 +178,8 @@ impl Conn {
 
     pub(crate) fn finished(&self) {
         self.metrics.finished();
-        if self.shared.in_flight.fetch_sub(1, Ordering::AcqRel) <= 1 {
+        // Only a shutdown waits for the pipeline to drain.
+        if self.shared.in_flight.fetch_sub(1, Ordering::AcqRel) <= 1 && self.shared.is_stopping() {
             self.shared.drained.notify_waiters();
         }
     }
@@ -169,16 +191,18 @@ impl Conn {
     }
 
     pub(crate) fn release_slot(&self) {
-        self.outstanding.fetch_sub(1, Ordering::AcqRel);
-        self.slot_freed.notify_one();
+        if self.outstanding.fetch_sub(1, Ordering::AcqRel) >= self.max_in_flight {
+            // The window was full: the consumer may be waiting for this lane.
+            self.window.wake();
+        }
     }
 
     fn window_full(&self) -> bool {
         self.outstanding.load(Ordering::Acquire) >= self.max_in_flight
     }
 
-    pub(crate) fn hold(&self, token: AckToken) {
-        lock(&self.held).push(token);
+    pub(crate) fn hold(&self, env: Envelope) {
+        lock(&self.held).push(env);
     }
 }
 
@@ -190,11 +214,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// [`Message`]s from every connection, acknowledged to the broker only when the
 /// pipeline says so.
 pub struct Source {
-    rx: mpsc::Receiver<Envelope>,
+    /// Each connection's messages, read by the consumer itself (no task between).
+    lanes: Vec<Lane>,
+    /// Where the next poll starts, for fairness between connections.
+    next_lane: usize,
+    /// Messages handed over again after a failure.
+    redeliveries: mpsc::UnboundedReceiver<Envelope>,
     shared: Arc<SourceShared>,
     conns: Vec<Arc<Conn>>,
     tasks: Vec<JoinHandle<()>>,
-    stop: watch::Receiver<bool>,
     /// Ready once intake stops: wakes a consumer waiting for a message.
     stopped: Pin<Box<dyn Future<Output = ()> + Send>>,
     signals: Option<JoinHandle<()>>,
@@ -207,6 +235,16 @@ impl fmt::Debug for Source {
             .field("metrics", &self.shared.metrics.snapshot())
             .finish_non_exhaustive()
     }
+}
+
+/// One connection's incoming messages.
+struct Lane {
+    conn: Arc<Conn>,
+    incoming: Incoming,
+    /// Taken from the client while the connection was being set up (a resumed
+    /// session's messages arrive before the SUBACK, which waits behind them).
+    early: std::collections::VecDeque<Envelope>,
+    closed: bool,
 }
 
 /// A handle on a running source, for other tasks: shut it down, change its
@@ -256,20 +294,20 @@ impl Source {
         config.validate()?;
         let instance = config.instance_index()?;
         let servers = config.servers()?;
-        let capacity =
-            (usize::from(config.concurrency) * usize::from(config.max_in_flight)).max(64);
-        let (tx, rx) = mpsc::channel(capacity);
+        let (redeliver, redeliveries) = mpsc::unbounded_channel();
         let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(SourceShared {
             topics: Mutex::new(config.topics.clone()),
             metrics: Metrics::new(),
             config,
             stop,
+            stopping: std::sync::atomic::AtomicBool::new(false),
             in_flight: AtomicI64::new(0),
             drained: Notify::new(),
         });
         let config = &shared.config;
         let mut conns = Vec::new();
+        let mut lanes = Vec::new();
         let mut tasks = Vec::new();
         for i in 0..u32::from(config.concurrency) {
             let index = instance * u32::from(config.concurrency) + i;
@@ -281,12 +319,18 @@ impl Source {
                 index,
                 client_id.clone(),
                 servers.clone(),
-                tx.clone(),
+                redeliver.clone(),
             )
             .instrument(span)
             .await;
             match result {
-                Ok((conn, task)) => {
+                Ok((conn, incoming, early, task)) => {
+                    lanes.push(Lane {
+                        conn: Arc::clone(&conn),
+                        incoming,
+                        early,
+                        closed: false,
+                    });
                     conns.push(conn);
                     tasks.push(task);
                 }
@@ -312,11 +356,12 @@ impl Source {
             }
         });
         Ok(Self {
-            rx,
+            lanes,
+            next_lane: 0,
+            redeliveries,
             shared,
             conns,
             tasks,
-            stop: stop_rx,
             stopped,
             signals,
         })
@@ -354,17 +399,56 @@ impl Source {
     }
 
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        if *self.stop.borrow() {
+        if self.shared.is_stopping() {
             return Poll::Ready(None);
         }
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(env)) => Poll::Ready(Some(deliver(env))),
-            Poll::Ready(None) => Poll::Ready(None),
-            // Wake up on shutdown too.
-            Poll::Pending => match self.stopped.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            },
+        // Redeliveries first: they are older than anything still in the lanes.
+        if let Poll::Ready(Some(env)) = self.redeliveries.poll_recv(cx) {
+            return Poll::Ready(Some(deliver(env)));
+        }
+        let n = self.lanes.len();
+        let mut open = 0;
+        for k in 0..n {
+            let i = (self.next_lane + k) % n;
+            let Some(lane) = self.lanes.get_mut(i) else {
+                continue;
+            };
+            if let Some(env) = lane.early.pop_front() {
+                self.next_lane = (i + 1) % n;
+                return Poll::Ready(Some(deliver(env)));
+            }
+            if lane.closed {
+                continue;
+            }
+            open += 1;
+            if lane.conn.window_full() {
+                // Woken when a slot is given back; checked again in case it just was.
+                lane.conn.window.register(cx.waker());
+                if lane.conn.window_full() {
+                    continue;
+                }
+            }
+            match Pin::new(&mut lane.incoming).poll_next(cx) {
+                Poll::Ready(Some(message)) => {
+                    self.next_lane = (i + 1) % n;
+                    let env = receive(&lane.conn, message);
+                    return Poll::Ready(Some(deliver(env)));
+                }
+                Poll::Ready(None) => {
+                    lane.closed = true;
+                    open -= 1;
+                }
+                Poll::Pending => {}
+            }
+        }
+        if open == 0 {
+            // Every client closed for good: redeliveries of theirs are stale.
+            return Poll::Ready(None);
+        }
+        // Wake up on shutdown too.
+        match self.stopped.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -378,24 +462,32 @@ impl Source {
         let max = max.max(1);
         let mut batch = Vec::with_capacity(max.min(1024));
         batch.push(first);
-        let deadline = Instant::now() + timeout;
+        // No deadline for a timeout too large to add (`Duration::MAX`).
+        let deadline = Instant::now().checked_add(timeout);
         'fill: while batch.len() < max {
             // What is already there, without a timer.
+            let waker = futures_util::task::noop_waker();
+            let mut cx = Context::from_waker(&waker);
             while batch.len() < max {
-                if *self.stop.borrow() {
-                    break 'fill;
-                }
-                match self.rx.try_recv() {
-                    Ok(env) => batch.push(deliver(env)),
-                    Err(_) => break,
+                match self.poll_message(&mut cx) {
+                    Poll::Ready(Some(m)) => batch.push(m),
+                    Poll::Ready(None) => break 'fill,
+                    Poll::Pending => break,
                 }
             }
             if batch.len() >= max {
                 break;
             }
-            match tokio::time::timeout_at(deadline, self.recv()).await {
-                Ok(Some(m)) => batch.push(m),
-                _ => break,
+            let next = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, self.recv())
+                    .await
+                    .ok()
+                    .flatten(),
+                None => self.recv().await,
+            };
+            match next {
+                Some(m) => batch.push(m),
+                None => break,
             }
         }
         self.shared.metrics.batch(batch.len());
@@ -415,8 +507,11 @@ impl Source {
     {
         let concurrency = concurrency.max(1);
         let mut running = FuturesUnordered::new();
+        let mut stop = self.shared.stop.subscribe();
         loop {
             tokio::select! {
+                // Also while every handler slot is busy.
+                _ = stop.wait_for(|stopped| *stopped) => break,
                 message = self.recv(), if running.len() < concurrency => {
                     let Some(mut message) = message else { break };
                     let Some(completion) = message.take_completion() else { continue };
@@ -450,10 +545,11 @@ impl Source {
     /// metrics. Messages not finished in time stay unacknowledged: the broker
     /// sends them again on the next session.
     pub async fn shutdown(mut self) -> MetricsSnapshot {
-        let _ = self.shared.stop.send(true);
-        self.rx.close();
-        // Messages received but not handed over: left for the broker.
-        while let Ok(env) = self.rx.try_recv() {
+        self.shared.begin_stop();
+        // Messages received but not handed over (in the lanes, waiting for
+        // redelivery) stay unacknowledged: the broker sends them again.
+        self.redeliveries.close();
+        while let Ok(env) = self.redeliveries.try_recv() {
             forget(env);
         }
         let timeout = self.shared.config.shutdown_timeout;
@@ -496,7 +592,7 @@ impl futures_core::Stream for Source {
 
 impl Drop for Source {
     fn drop(&mut self) {
-        let _ = self.shared.stop.send(true);
+        self.shared.begin_stop();
         for task in &self.tasks {
             task.abort();
         }
@@ -529,7 +625,7 @@ impl SourceHandle {
     /// Starts a graceful shutdown: the stream ends, and [`Source::run`] drains
     /// and returns. (With the stream, call [`Source::shutdown`] to drain.)
     pub fn shutdown(&self) {
-        let _ = self.shared.stop.send(true);
+        self.shared.begin_stop();
     }
 
     /// The metrics.
@@ -567,25 +663,46 @@ impl SourceHandle {
     /// not added.
     pub async fn subscribe(&self, topic: Topic) -> Result<QoS, SourceError> {
         let group = self.shared.config.shared_group.clone();
+        let filter = shared_filter(group.as_deref(), topic.filter());
+        let existed = lock(&self.shared.topics)
+            .iter()
+            .any(|t| t.filter() == topic.filter());
         let mut granted = topic.qos();
-        for conn in &self.conns {
-            let outcome = conn
+        for (k, conn) in self.conns.iter().enumerate() {
+            let result = match conn
                 .client
                 .subscribe_with(topic.subscription(group.as_deref()))
                 .await
-                .map_err(|error| SourceError::Request {
+            {
+                Err(error) => Err(SourceError::Request {
                     client_id: conn.client_id.clone(),
                     error,
-                })?;
-            let mut results = report_suback(conn, std::slice::from_ref(&topic), &outcome.results);
-            if let Some((filter, code)) = results.pop() {
-                return Err(SourceError::SubscriptionsRefused {
-                    client_id: conn.client_id.clone(),
-                    refused: vec![(filter, code)],
-                });
-            }
-            if let Some(Ok(q)) = outcome.results.first() {
-                granted = granted.min(*q);
+                }),
+                Ok(outcome) => {
+                    let mut refused =
+                        report_suback(conn, std::slice::from_ref(&topic), &outcome.results);
+                    match refused.pop() {
+                        Some((f, code)) => Err(SourceError::SubscriptionsRefused {
+                            client_id: conn.client_id.clone(),
+                            refused: vec![(f, code)],
+                        }),
+                        None => {
+                            if let Some(Ok(q)) = outcome.results.first() {
+                                granted = granted.min(*q);
+                            }
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
+                // Not added anywhere: undo it on the connections that took it.
+                if !existed {
+                    for done in self.conns.iter().take(k) {
+                        let _ = done.client.unsubscribe(filter.clone()).await;
+                    }
+                }
+                return Err(e);
             }
         }
         let mut topics = lock(&self.shared.topics);
@@ -616,8 +733,8 @@ impl SourceHandle {
 fn report_suback(
     conn: &Conn,
     topics: &[Topic],
-    results: &[Result<QoS, mqtt_client::codec::ReasonCode>],
-) -> Vec<(String, mqtt_client::codec::ReasonCode)> {
+    results: &[Result<QoS, ReasonCode>],
+) -> Vec<(String, ReasonCode)> {
     let mut refused = Vec::new();
     for (topic, result) in topics.iter().zip(results) {
         match result {
@@ -638,14 +755,23 @@ fn report_suback(
     refused
 }
 
+/// A connection opened: its shared part, its messages, those taken during the
+/// setup, and its task.
+type Opened = (
+    Arc<Conn>,
+    Incoming,
+    std::collections::VecDeque<Envelope>,
+    JoinHandle<()>,
+);
+
 /// Opens connection `index`: client, session store, subscriptions, reconciliation.
 async fn open(
     shared: &Arc<SourceShared>,
     index: u32,
     client_id: String,
     servers: mqtt_client::transport::Servers,
-    tx: mpsc::Sender<Envelope>,
-) -> Result<(Arc<Conn>, JoinHandle<()>), SourceError> {
+    redeliver: mpsc::UnboundedSender<Envelope>,
+) -> Result<Opened, SourceError> {
     let config = &shared.config;
     let options = config.client_options(client_id.clone())?;
     let mut builder = Client::builder(options);
@@ -676,7 +802,7 @@ async fn open(
             .collect();
         builder = builder.session_store(store);
     }
-    let (client, incoming) =
+    let (client, mut incoming) =
         builder
             .connect(servers)
             .await
@@ -695,8 +821,10 @@ async fn open(
         shared: Arc::clone(shared),
         failures,
         held: Mutex::new(Vec::new()),
+        up: std::sync::atomic::AtomicBool::new(true),
         outstanding: std::sync::atomic::AtomicUsize::new(0),
-        slot_freed: Notify::new(),
+        window: futures_util::task::AtomicWaker::new(),
+        redeliver,
         max_in_flight: usize::from(config.max_in_flight),
         attempts: Mutex::new(HashMap::new()),
     });
@@ -710,14 +838,16 @@ async fn open(
     for topic in &topics {
         request = request.subscription(topic.subscription(group));
     }
-    let outcome =
-        conn.client
-            .subscribe_with(request)
-            .await
-            .map_err(|error| SourceError::Request {
-                client_id: conn.client_id.clone(),
-                error,
-            })?;
+    // A resumed session's messages come before the SUBACK, and the client
+    // stops reading once its buffer is full: take them meanwhile.
+    let mut early = std::collections::VecDeque::new();
+    let subscribing = conn.client.subscribe_with(request);
+    let outcome = read_while(&conn, &mut incoming, &mut early, subscribing)
+        .await
+        .map_err(|error| SourceError::Request {
+            client_id: conn.client_id.clone(),
+            error,
+        })?;
     let refused = report_suback(&conn, &topics, &outcome.results);
     if !refused.is_empty() && refused.len() == topics.len() {
         let _ = conn.client.disconnect().await;
@@ -741,8 +871,8 @@ async fn open(
             for filter in &stale {
                 request = request.filter(filter.clone());
             }
-            conn.client
-                .unsubscribe_with(request)
+            let unsubscribing = conn.client.unsubscribe_with(request);
+            read_while(&conn, &mut incoming, &mut early, unsubscribing)
                 .await
                 .map_err(|error| SourceError::Request {
                     client_id: conn.client_id.clone(),
@@ -754,33 +884,48 @@ async fn open(
         }
     }
     let span = tracing::info_span!(target: "mqtt_source", "connection", client_id = conn.client_id.as_str(), producer_index = index);
-    let task = tokio::spawn(
-        connection_task(Arc::clone(&conn), incoming, tx, failures_rx, events).instrument(span),
-    );
-    Ok((conn, task))
+    let task =
+        tokio::spawn(connection_task(Arc::clone(&conn), failures_rx, events).instrument(span));
+    Ok((conn, incoming, early, task))
 }
 
-/// Reads one connection's messages into the source's channel (only as fast as
-/// the pipeline takes them), handles failed messages, and reports the
-/// connection's events.
+/// Awaits `fut` while taking the connection's messages into `early`.
+async fn read_while<F: Future>(
+    conn: &Arc<Conn>,
+    incoming: &mut Incoming,
+    early: &mut std::collections::VecDeque<Envelope>,
+    fut: F,
+) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut fut => return out,
+            message = incoming.recv() => match message {
+                Some(message) => early.push_back(receive(conn, message)),
+                // Closed: the request fails by itself.
+                None => return fut.await,
+            },
+        }
+    }
+}
+
+/// Handles one connection's failed messages and reports its events. (The
+/// consumer reads the connection's messages itself, from its [`Lane`].)
 async fn connection_task(
     conn: Arc<Conn>,
-    mut incoming: Incoming,
-    tx: mpsc::Sender<Envelope>,
     mut failures: mpsc::UnboundedReceiver<Envelope>,
     mut events: tokio::sync::broadcast::Receiver<ConnectionEvent>,
 ) {
     let mut stop = conn.shared.stop.subscribe();
     let mut stopping = *stop.borrow();
-    let mut permit = None;
     loop {
         tokio::select! {
             biased;
             changed = stop.changed(), if !stopping => {
                 stopping = changed.is_err() || *stop.borrow();
-                permit = None;
             }
-            Some(env) = failures.recv() => handle_failure(&conn, env, &tx, stopping),
+            Some(env) = failures.recv() => handle_failure(&conn, env, stopping),
             event = events.recv() => match event {
                 Ok(event) => {
                     if report_event(&conn, event, stopping) {
@@ -792,18 +937,9 @@ async fn connection_task(
                 }
                 Err(_) => break,
             },
-            p = tx.reserve(), if permit.is_none() && !stopping => match p {
-                Ok(p) => permit = Some(p),
-                Err(_) => stopping = true,
-            },
-            () = conn.slot_freed.notified(), if permit.is_some() && conn.window_full() => {}
-            message = incoming.recv(), if permit.is_some() && !conn.window_full() => match (message, permit.take()) {
-                (Some(message), Some(p)) => p.send(receive(&conn, message)),
-                _ => break,
-            },
         }
     }
-    // The client is closed: failed messages still in the channel stay unacked.
+    // The client is closed: failed messages still queued stay unacked.
     while let Ok(env) = failures.try_recv() {
         forget(env);
     }
@@ -835,13 +971,16 @@ fn receive(conn: &Arc<Conn>, message: mqtt_client::Message) -> Envelope {
 }
 
 /// A failed message: deliver again, dead-letter, or ack, per `on_failure`.
-fn handle_failure(
-    conn: &Arc<Conn>,
-    mut env: Envelope,
-    tx: &mpsc::Sender<Envelope>,
-    stopping: bool,
-) {
+fn handle_failure(conn: &Arc<Conn>, mut env: Envelope, stopping: bool) {
     let config = &conn.shared.config;
+    // A message whose connection ended cannot be acked (the broker sends it
+    // again), and one failed during a shutdown (cut off by its timeout, say) is
+    // left for the next session: neither is poison, neither is acked.
+    let stale = env.token.as_ref().is_some_and(|t| !t.is_current());
+    if stopping || stale {
+        leave_for_broker(conn, env);
+        return;
+    }
     let poison = match config.on_failure {
         OnFailure::Ack | OnFailure::DeadLetter => true,
         OnFailure::Redeliver => env.attempt >= config.max_deliveries,
@@ -863,25 +1002,19 @@ fn handle_failure(
         }
         return;
     }
-    let stale = env.token.as_ref().is_some_and(|t| !t.is_current());
-    if stopping || stale {
-        leave_for_broker(conn, env);
-        return;
-    }
     let exponent = env.attempt.saturating_sub(1).min(6);
-    let delay = config.redelivery_delay * (1u32 << exponent);
-    let tx = tx.clone();
+    let delay = config.redelivery_delay.saturating_mul(1u32 << exponent);
     let conn = Arc::clone(conn);
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         let stale = env.token.as_ref().is_some_and(|t| !t.is_current());
-        if stale || *conn.shared.stop.borrow() {
+        if stale || conn.shared.is_stopping() {
             leave_for_broker(&conn, env);
             return;
         }
         conn.metrics.redelivered();
         tracing::debug!(target: "mqtt_source", event = "message.redeliver", client_id = conn.client_id.as_str(), topic = env.publish.topic.as_str(), attempt = env.attempt + 1);
-        if let Err(e) = tx.send(env).await {
+        if let Err(e) = conn.redeliver.send(env) {
             leave_for_broker(&conn, e.0);
         }
     });
@@ -900,6 +1033,11 @@ fn leave_for_broker(conn: &Conn, env: Envelope) {
 /// original once the broker has it.
 async fn dead_letter(conn: Arc<Conn>, mut env: Envelope, topic: String, failure: Failure) {
     let Ok(topic_name) = MqttString::try_from(topic.as_str()) else {
+        // Validated with the configuration: cannot happen; never hold the window.
+        if let Some(token) = env.token.take() {
+            let _ = token.ack();
+        }
+        conn.metrics.poison_acked();
         return;
     };
     let properties = if conn.shared.config.version == ProtocolVersion::V5 {
@@ -927,23 +1065,53 @@ async fn dead_letter(conn: Arc<Conn>, mut env: Envelope, topic: String, failure:
         properties,
         payload: env.publish.payload.clone(),
     };
-    let outcome = match conn.client.publish_with(publish).await {
-        Ok(handle) => handle.await.map(|_| ()).map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    match outcome {
-        Ok(()) => {
+    let mut delay = conn
+        .shared
+        .config
+        .redelivery_delay
+        .max(Duration::from_millis(10));
+    loop {
+        let outcome = match conn.client.publish_with(publish.clone()).await {
+            Ok(handle) => handle.await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let error = match outcome {
+            Ok(()) => {
+                if let Some(token) = env.token.take() {
+                    let _ = token.ack();
+                }
+                conn.metrics.dead_lettered();
+                tracing::info!(target: "mqtt_source", event = "message.dead_lettered", client_id = conn.client_id.as_str(), topic = topic.as_str(), original_topic = env.publish.topic.as_str());
+                return;
+            }
+            Err(error) => error,
+        };
+        conn.metrics.error();
+        let current = env.token.as_ref().is_none_or(AckToken::is_current);
+        if !current || conn.shared.is_stopping() || matches!(error, PublishError::Closed) {
+            // Its connection ended: the broker sends the original again.
+            tracing::warn!(target: "mqtt_source", event = "dead_letter.error", client_id = conn.client_id.as_str(), topic = topic.as_str(), error = %error, "left unacknowledged for the broker to send again");
+            leave_for_broker(&conn, env);
+            return;
+        }
+        let passing = match &error {
+            PublishError::Rejected { reason, .. } => *reason == ReasonCode::QUOTA_EXCEEDED,
+            other => other.kind() == mqtt_client::ErrorKind::Transient,
+        };
+        if !passing {
+            // The dead letter can never be sent (refused, too large, ...), and an
+            // original held unacked would hold every later ack of the connection
+            // for good: it is acked, loudly.
+            tracing::error!(target: "mqtt_source", event = "dead_letter.refused", client_id = conn.client_id.as_str(), topic = topic.as_str(), original_topic = env.publish.topic.as_str(), error = %error, "the dead letter was refused: the poison message is acked and dropped");
             if let Some(token) = env.token.take() {
                 let _ = token.ack();
             }
-            conn.metrics.dead_lettered();
-            tracing::info!(target: "mqtt_source", event = "message.dead_lettered", client_id = conn.client_id.as_str(), topic = topic.as_str(), original_topic = env.publish.topic.as_str());
+            conn.metrics.poison_acked();
+            return;
         }
-        Err(e) => {
-            conn.metrics.error();
-            tracing::error!(target: "mqtt_source", event = "dead_letter.error", client_id = conn.client_id.as_str(), topic = topic.as_str(), error = e.as_str(), "left unacknowledged for the broker to send again");
-            leave_for_broker(&conn, env);
-        }
+        tracing::warn!(target: "mqtt_source", event = "dead_letter.retry", client_id = conn.client_id.as_str(), topic = topic.as_str(), error = %error, delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+        tokio::time::sleep(delay).await;
+        delay = delay.saturating_mul(2).min(Duration::from_secs(30));
     }
 }
 
@@ -955,12 +1123,19 @@ fn report_event(conn: &Conn, event: ConnectionEvent, stopping: bool) -> bool {
             session_present,
             server,
         } => {
-            conn.metrics.connected();
+            if !conn.up.swap(true, Ordering::AcqRel) {
+                conn.metrics.connected();
+            }
+            // Held (on_success = noop) messages of the old connection: stale.
             lock(&conn.held).clear();
             tracing::info!(target: "mqtt_source", event = "connection.up", client_id = id, producer_index = conn.index, session_present, server = server.as_str());
         }
         ConnectionEvent::Disconnected(error) => {
-            conn.metrics.disconnected();
+            // Also sent for an attempt that never got its CONNACK: only a
+            // connection that was up goes down.
+            if conn.up.swap(false, Ordering::AcqRel) {
+                conn.metrics.disconnected();
+            }
             if matches!(error, ConnectionError::LocalDisconnect) {
                 tracing::info!(target: "mqtt_source", event = "connection.down", client_id = id, producer_index = conn.index, reason = %error);
             } else {
@@ -999,14 +1174,21 @@ fn report_event(conn: &Conn, event: ConnectionEvent, stopping: bool) -> bool {
 }
 
 fn spawn_signal_handler(shared: Arc<SourceShared>) -> JoinHandle<()> {
+    // Registered here, before `connect` returns: a signal that comes before the
+    // task first runs must not take the default action (ending the process).
+    #[cfg(unix)]
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
+    };
     tokio::spawn(async move {
         #[cfg(unix)]
         {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
+            let (Ok(mut term), Ok(mut int)) = signals else {
+                tracing::error!(target: "mqtt_source", event = "shutdown.signal_error", "could not install the SIGTERM/SIGINT handlers");
                 return;
             };
             tokio::select! {
@@ -1019,7 +1201,7 @@ fn spawn_signal_handler(shared: Arc<SourceShared>) -> JoinHandle<()> {
             let _ = tokio::signal::ctrl_c().await;
         }
         tracing::info!(target: "mqtt_source", event = "shutdown.signal");
-        let _ = shared.stop.send(true);
+        shared.begin_stop();
     })
 }
 

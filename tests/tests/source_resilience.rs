@@ -827,3 +827,103 @@ async fn mqtt5_properties_reach_the_message() {
     m.ack().unwrap();
     source.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_dead_letter_the_broker_cannot_take_does_not_stall_the_connection() {
+    // The dead letter (payload plus its user properties) is larger than the
+    // broker takes: the client refuses it before sending, for good.
+    let broker = Mosquitto::builder()
+        .config_line("max_packet_size 120")
+        .start();
+    let cfg = config(url(broker.port()), "dlq-big", "big/in", QoS::AtLeastOnce)
+        .with_max_deliveries(1)
+        .with_dead_letter_topic("dlq/a-rather-long-dead-letter-topic-name");
+    let mut source = Source::connect(cfg).await.unwrap();
+    let p = publisher(broker.port()).await;
+    publish(&p, "big/in", "x".repeat(60)).await;
+    publish(&p, "big/in", "m1").await;
+    next(&mut source).await.nack_with("poison");
+    let m1 = next(&mut source).await;
+    assert_eq!(m1.payload().as_ref(), b"m1");
+    m1.ack().unwrap();
+    metrics_until(&source, "the poison acked", |m| m.poison_acked == 1).await;
+    let totals = source.shutdown().await;
+    assert_eq!(totals.dead_lettered, 0);
+    // Both acks reached the broker: nothing comes back on the resumed session.
+    let mut again = Source::connect(config(
+        url(broker.port()),
+        "dlq-big",
+        "big/in",
+        QoS::AtLeastOnce,
+    ))
+    .await
+    .unwrap();
+    nothing(&mut again, "after both were acked").await;
+    again.shutdown().await;
+}
+
+#[tokio::test]
+async fn messages_cut_off_by_the_shutdown_timeout_are_not_acked() {
+    let broker = Mosquitto::start();
+    let cfg = config(url(broker.port()), "cutoff", "cut/off", QoS::AtLeastOnce)
+        .with_on_failure(OnFailure::Ack)
+        .with_shutdown_timeout(ms(200));
+    let source = Source::connect(cfg).await.unwrap();
+    let handle = source.handle();
+    let p = publisher(broker.port()).await;
+    publish(&p, "cut/off", "slow").await;
+    let (started, mut started_rx) = tokio::sync::mpsc::unbounded_channel();
+    let runner = tokio::spawn(source.run(1, move |_m: Message| {
+        let _ = started.send(());
+        // A handler that never finishes.
+        std::future::pending::<Result<(), &'static str>>()
+    }));
+    within(WAIT, "handler started", started_rx.recv())
+        .await
+        .unwrap();
+    handle.shutdown();
+    let totals = within(WAIT, "run returns", runner).await.unwrap();
+    assert_eq!((totals.acked, totals.poison_acked), (0, 0), "{totals:?}");
+    let mut again = Source::connect(config(
+        url(broker.port()),
+        "cutoff",
+        "cut/off",
+        QoS::AtLeastOnce,
+    ))
+    .await
+    .unwrap();
+    let m = next(&mut again).await;
+    assert_eq!((m.payload().as_ref(), m.dup()), (&b"slow"[..], true));
+    m.ack().unwrap();
+    again.shutdown().await;
+}
+
+#[tokio::test]
+async fn attempts_without_a_connack_do_not_count_as_connections() {
+    let broker = Mosquitto::start();
+    let proxy = Proxy::start(broker.addr()).await;
+    let cfg = config(
+        format!("mqtt://{}", proxy.addr()),
+        "gauge",
+        "g/#",
+        QoS::AtLeastOnce,
+    )
+    .with_connect_timeout(ms(100));
+    let source = Source::connect(cfg).await.unwrap();
+    // Every new attempt opens TCP but never gets its CONNACK.
+    proxy.set(Dir::ToClient, client_common::Mode::Hold);
+    proxy.cut();
+    within(WAIT, "several failed attempts", async {
+        while proxy.connections() < 4 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let m = source.metrics().snapshot();
+    assert_eq!((m.connections, m.disconnections), (0, 1), "{m:?}");
+    assert!(!source.handle().health().is_healthy());
+    proxy.pass();
+    metrics_until(&source, "reconnected", |m| m.connections == 1).await;
+    assert!(source.handle().health().is_healthy());
+    source.shutdown().await;
+}
