@@ -466,14 +466,8 @@ impl Source {
         let deadline = Instant::now().checked_add(timeout);
         'fill: while batch.len() < max {
             // What is already there, without a timer.
-            let waker = futures_util::task::noop_waker();
-            let mut cx = Context::from_waker(&waker);
-            while batch.len() < max {
-                match self.poll_message(&mut cx) {
-                    Poll::Ready(Some(m)) => batch.push(m),
-                    Poll::Ready(None) => break 'fill,
-                    Poll::Pending => break,
-                }
+            if self.take_ready(&mut batch, max) {
+                break 'fill;
             }
             if batch.len() >= max {
                 break;
@@ -492,6 +486,21 @@ impl Source {
         }
         self.shared.metrics.batch(batch.len());
         batch
+    }
+
+    /// Moves what is ready into `batch`, up to `max`, without waiting; true
+    /// once the source has ended.
+    fn take_ready(&mut self, batch: &mut Vec<Message>, max: usize) -> bool {
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        while batch.len() < max {
+            match self.poll_message(&mut cx) {
+                Poll::Ready(Some(m)) => batch.push(m),
+                Poll::Ready(None) => return true,
+                Poll::Pending => return false,
+            }
+        }
+        false
     }
 
     /// Processes every message with `handler`, up to `concurrency` at once, and

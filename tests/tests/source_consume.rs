@@ -494,3 +494,12 @@ fn source_futures_are_send() {
     let check = mqtt_source::check(&config);
     send(&check);
 }
+
+/// The consuming futures can be spawned too.
+#[allow(dead_code, reason = "compiled, never run: the check is the build")]
+fn consuming_futures_are_send(mut source: Source) {
+    fn send<T: Send>(_: T) {}
+    send(source.recv());
+    send(source.next_batch(100, Duration::from_millis(10)));
+    send(source.run(4, |_m: Message| async { Ok::<(), String>(()) }));
+}
