@@ -99,9 +99,11 @@
 //!   them in [MQTT-4.6.0-2]. A consumer killed before acking loses nothing: the
 //!   broker sends every unacked message again on the resumed session (clean start
 //!   is off and the session expiry a week by default).
-//! - **QoS 2 once.** A QoS 2 message is handed over once; PUBREC is its ack. With
-//!   a session store ([`SourceConfig::with_session_store`]) a message acked
-//!   before a crash is not handed over again after it.
+//! - **QoS 2 completed once.** PUBREC is a QoS 2 message's ack, sent only by
+//!   `ack()`, and a message whose PUBREC was sent is not handed over again (with
+//!   a session store, [`SourceConfig::with_session_store`], not even after a
+//!   crash). A message whose connection drops before its ack comes again on the
+//!   next one, and only one of the copies can be acked.
 //! - **Backpressure in the protocol.** At most `max_in_flight` QoS 1/2 messages
 //!   are outstanding per connection (the Receive Maximum we advertise); a consumer
 //!   that stops taking messages stops the broker, keep-alive goes on, and memory
