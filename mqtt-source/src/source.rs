@@ -220,6 +220,8 @@ pub struct Source {
     next_lane: usize,
     /// Messages handed over again after a failure.
     redeliveries: mpsc::UnboundedReceiver<Envelope>,
+    /// The batch `next_batch` is building (kept if its future is dropped).
+    filling: Vec<Message>,
     shared: Arc<SourceShared>,
     conns: Vec<Arc<Conn>>,
     tasks: Vec<JoinHandle<()>>,
@@ -359,6 +361,7 @@ impl Source {
             lanes,
             next_lane: 0,
             redeliveries,
+            filling: Vec::new(),
             shared,
             conns,
             tasks,
@@ -454,22 +457,28 @@ impl Source {
 
     /// A batch, as Broadway's batchers make them: waits for a first message, then
     /// takes more until there are `max` or `timeout` has passed since the first.
-    /// Empty once the source is shut down.
+    /// Empty once the source is shut down. Cancel-safe: when the call is
+    /// dropped, the messages it collected are kept for the next call (whose
+    /// timeout then starts afresh).
     pub async fn next_batch(&mut self, max: usize, timeout: Duration) -> Vec<Message> {
-        let Some(first) = self.recv().await else {
-            return Vec::new();
-        };
+        // The batch is built in `self.filling`: a call dropped while it waits
+        // (a `select!` that chose another branch) loses nothing, and the next
+        // call goes on with what it had collected.
         let max = max.max(1);
-        let mut batch = Vec::with_capacity(max.min(1024));
-        batch.push(first);
+        if self.filling.is_empty() {
+            let Some(first) = self.recv().await else {
+                return Vec::new();
+            };
+            self.filling.push(first);
+        }
         // No deadline for a timeout too large to add (`Duration::MAX`).
         let deadline = Instant::now().checked_add(timeout);
-        'fill: while batch.len() < max {
+        while self.filling.len() < max {
             // What is already there, without a timer.
-            if self.take_ready(&mut batch, max) {
-                break 'fill;
-            }
-            if batch.len() >= max {
+            let mut batch = std::mem::take(&mut self.filling);
+            let ended = self.take_ready(&mut batch, max);
+            self.filling = batch;
+            if ended || self.filling.len() >= max {
                 break;
             }
             let next = match deadline {
@@ -480,10 +489,11 @@ impl Source {
                 None => self.recv().await,
             };
             match next {
-                Some(m) => batch.push(m),
+                Some(m) => self.filling.push(m),
                 None => break,
             }
         }
+        let batch = std::mem::take(&mut self.filling);
         self.shared.metrics.batch(batch.len());
         batch
     }
@@ -555,6 +565,8 @@ impl Source {
     /// sends them again on the next session.
     pub async fn shutdown(mut self) -> MetricsSnapshot {
         self.shared.begin_stop();
+        // A batch being built and never returned: left for the broker.
+        drop(std::mem::take(&mut self.filling));
         // Messages received but not handed over (in the lanes, waiting for
         // redelivery) stay unacknowledged: the broker sends them again.
         self.redeliveries.close();

@@ -927,3 +927,35 @@ async fn attempts_without_a_connack_do_not_count_as_connections() {
     assert!(source.handle().health().is_healthy());
     source.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_dropped_next_batch_loses_nothing() {
+    let broker = Mosquitto::start();
+    let mut source = Source::connect(config(
+        url(broker.port()),
+        "cancel",
+        "c/x",
+        QoS::AtLeastOnce,
+    ))
+    .await
+    .unwrap();
+    let p = publisher(broker.port()).await;
+    for i in 0..3 {
+        publish(&p, "c/x", format!("m{i}")).await;
+    }
+    // Waits for 10 for a long time; dropped while it holds 3.
+    let cancelled =
+        tokio::time::timeout(QUIET, source.next_batch(10, Duration::from_secs(60))).await;
+    assert!(cancelled.is_err(), "the batch should still be filling");
+    let batch = within(WAIT, "the kept batch", source.next_batch(3, ms(10))).await;
+    let payloads: Vec<&[u8]> = batch.iter().map(|m| m.payload().as_ref()).collect();
+    assert_eq!(payloads, [&b"m0"[..], b"m1", b"m2"]);
+    for m in batch {
+        m.ack().unwrap();
+    }
+    let totals = source.shutdown().await;
+    assert_eq!(
+        (totals.acked, totals.nacked, totals.dropped_unacked),
+        (3, 0, 0)
+    );
+}
