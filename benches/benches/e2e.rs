@@ -40,12 +40,13 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::process::Command;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mqtt_benches::{clock_ticks, median, process_cpu};
+use mqtt_benches::{
+    clock_ticks, env_parse, fmt_rate, fmt_us, median, mosquitto_version, process_cpu,
+    rumqttc_version,
+};
 use mqtt_tests::broker::Mosquitto;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -888,18 +889,6 @@ impl Settings {
     }
 }
 
-fn env_parse<T: FromStr>(name: &str) -> Result<Option<T>, String> {
-    match std::env::var(name) {
-        Ok(text) => text
-            .trim()
-            .replace('_', "")
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("{name}={text:?} is not a valid number")),
-        Err(_) => Ok(None),
-    }
-}
-
 /// The runs of one (QoS, client).
 #[derive(Debug)]
 struct Series {
@@ -1113,14 +1102,6 @@ fn describe(result: Option<&RunResult>) -> String {
     )
 }
 
-fn fmt_rate(rate: Option<f64>) -> String {
-    rate.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.0}"))
-}
-
-fn fmt_us(us: Option<f64>) -> String {
-    us.map_or_else(|| "n/a".to_owned(), |us| format!("{us:.2}"))
-}
-
 fn fmt_ratio(ours: Option<f64>, theirs: Option<f64>) -> String {
     match (ours, theirs) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
@@ -1261,36 +1242,4 @@ fn command_line() -> String {
     vars.sort();
     vars.push("cargo bench -p mqtt-benches --bench e2e".to_owned());
     vars.join(" ")
-}
-
-/// `mosquitto -h`'s first line, e.g. "mosquitto version 2.0.11".
-fn mosquitto_version() -> String {
-    ["mosquitto", "/usr/sbin/mosquitto"]
-        .iter()
-        .find_map(|bin| {
-            let out = Command::new(bin).arg("-h").output().ok()?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            let line = text.lines().next()?.trim().to_owned();
-            (!line.is_empty()).then_some(line)
-        })
-        .unwrap_or_else(|| "mosquitto".to_owned())
-}
-
-/// rumqttc's version from the workspace's Cargo.lock.
-fn rumqttc_version() -> String {
-    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
-        .unwrap_or_default();
-    let mut lines = lock.lines();
-    while let Some(line) = lines.next() {
-        if line.trim() == "name = \"rumqttc\"" {
-            if let Some(version) = lines
-                .next()
-                .and_then(|l| l.trim().strip_prefix("version = \""))
-                .and_then(|l| l.strip_suffix('"'))
-            {
-                return version.to_owned();
-            }
-        }
-    }
-    "0.25".to_owned()
 }

@@ -77,12 +77,13 @@
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::process::Command;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mqtt_benches::{clock_ticks, median, process_cpu};
+use mqtt_benches::{
+    clock_ticks, env_parse, fmt_rate, fmt_us, median, mosquitto_version, process_cpu,
+    rumqttc_version,
+};
 use mqtt_client::{Client, Options, ProtocolVersion, QoS, Tcp};
 use mqtt_source::{MetricsSnapshot, Source, SourceConfig};
 use mqtt_tests::broker::Mosquitto;
@@ -1011,18 +1012,6 @@ impl Settings {
     }
 }
 
-fn env_parse<T: FromStr>(name: &str) -> Result<Option<T>, String> {
-    match std::env::var(name) {
-        Ok(text) => text
-            .trim()
-            .replace('_', "")
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("{name}={text:?} is not a valid number")),
-        Err(_) => Ok(None),
-    }
-}
-
 /// The runs of one (QoS, contender).
 #[derive(Debug)]
 struct Series {
@@ -1226,14 +1215,6 @@ fn describe(r: &RunResult) -> String {
         let _ = write!(line, "; {note}");
     }
     line
-}
-
-fn fmt_rate(rate: Option<f64>) -> String {
-    rate.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.0}"))
-}
-
-fn fmt_us(us: Option<f64>) -> String {
-    us.map_or_else(|| "n/a".to_owned(), |us| format!("{us:.2}"))
 }
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -1499,36 +1480,4 @@ fn command_line(smoke: bool) -> String {
         "cargo bench -p mqtt-benches --bench source".to_owned()
     });
     vars.join(" ")
-}
-
-/// `mosquitto -h`'s first line, e.g. "mosquitto version 2.0.11".
-fn mosquitto_version() -> String {
-    ["mosquitto", "/usr/sbin/mosquitto"]
-        .iter()
-        .find_map(|bin| {
-            let out = Command::new(bin).arg("-h").output().ok()?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            let line = text.lines().next()?.trim().to_owned();
-            (!line.is_empty()).then_some(line)
-        })
-        .unwrap_or_else(|| "mosquitto (version unknown)".to_owned())
-}
-
-/// rumqttc's version from the workspace's Cargo.lock.
-fn rumqttc_version() -> String {
-    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
-        .unwrap_or_default();
-    let mut lines = lock.lines();
-    while let Some(line) = lines.next() {
-        if line.trim() == "name = \"rumqttc\"" {
-            if let Some(version) = lines
-                .next()
-                .and_then(|l| l.trim().strip_prefix("version = \""))
-                .and_then(|l| l.strip_suffix('"'))
-            {
-                return version.to_owned();
-            }
-        }
-    }
-    "0.25".to_owned()
 }

@@ -305,3 +305,60 @@ pub fn median(mut values: Vec<f64>) -> Option<f64> {
         Some((values.get(mid.checked_sub(1)?)? + values.get(mid)?) / 2.0)
     }
 }
+
+/// `mosquitto -h`'s first line, e.g. "mosquitto version 2.0.11".
+pub fn mosquitto_version() -> String {
+    ["mosquitto", "/usr/sbin/mosquitto"]
+        .iter()
+        .find_map(|bin| {
+            let out = Command::new(bin).arg("-h").output().ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let line = text.lines().next()?.trim().to_owned();
+            (!line.is_empty()).then_some(line)
+        })
+        .unwrap_or_else(|| "mosquitto (version unknown)".to_owned())
+}
+
+/// rumqttc's version from the workspace's Cargo.lock.
+pub fn rumqttc_version() -> String {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
+        .unwrap_or_default();
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "name = \"rumqttc\"" {
+            if let Some(version) = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = \""))
+                .and_then(|l| l.strip_suffix('"'))
+            {
+                return version.to_owned();
+            }
+        }
+    }
+    "0.25".to_owned()
+}
+
+/// A rate with no decimals, or `n/a`.
+pub fn fmt_rate(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.0}"))
+}
+
+/// Microseconds with two decimals, or `n/a`.
+pub fn fmt_us(us: Option<f64>) -> String {
+    us.map_or_else(|| "n/a".to_owned(), |us| format!("{us:.2}"))
+}
+
+/// The environment variable `name` parsed (`_` allowed as a digit separator),
+/// `None` when unset; an
+/// error naming it when it does not parse.
+pub fn env_parse<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String> {
+    match std::env::var(name) {
+        Ok(text) => text
+            .trim()
+            .replace('_', "")
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{name}={text:?} is not a valid number")),
+        Err(_) => Ok(None),
+    }
+}

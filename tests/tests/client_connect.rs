@@ -14,14 +14,12 @@
 
 mod client_common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use client_common::{
-    assert_no_message, assert_one_connection, fast_backoff, ms, recv, wait_event, within, Proxy,
-    TempDir, QUIET, WAIT,
+    assert_no_message, assert_one_connection, fast_backoff, ms, password_file, recv, wait_event,
+    within, Proxy, TempDir, QUIET, WAIT,
 };
 use mqtt_client::codec::{
     DisconnectProperties, LastWill, Publish, PublishProperties, ReasonCode, UserProperty,
@@ -41,20 +39,6 @@ async fn connect(options: Options, addr: &str) -> (Client, Incoming) {
 }
 
 // ----- credentials ---------------------------------------------------------------
-
-/// A password file with one user, made by `mosquitto_passwd` (package
-/// `mosquitto`).
-fn password_file(dir: &TempDir, user: &str, password: &str) -> PathBuf {
-    let path = dir.0.join("passwords");
-    let status = Command::new("mosquitto_passwd")
-        .args(["-b", "-c"])
-        .arg(&path)
-        .args([user, password])
-        .status()
-        .expect("run mosquitto_passwd (package mosquitto)");
-    assert!(status.success(), "mosquitto_passwd failed: {status}");
-    path
-}
 
 fn secured_broker(dir: &TempDir) -> Mosquitto {
     let file = password_file(dir, "alice", "s3cret");

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use client_common::{within, WAIT};
+use client_common::{within, Rng, WAIT};
 use mqtt_client::session::{FileStore, FsyncPolicy, StoreError};
 use mqtt_client::{Client, Options, QoS, Tcp};
 use mqtt_tests::broker::Mosquitto;
@@ -40,17 +40,6 @@ const ROUNDS: usize = 40;
 const COUNT: u64 = 2000;
 /// The longest one incarnation may run.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 struct Peer {
     mode: &'static str,

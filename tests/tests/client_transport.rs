@@ -13,11 +13,11 @@
 
 mod client_common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
-use client_common::{fast_backoff, kill, recv, round_trip, wait_event, within, TempDir, WAIT};
+use client_common::{
+    fast_backoff, kill, password_file, recv, round_trip, wait_event, within, TempDir, WAIT,
+};
 use mqtt_client::codec::ReasonCode;
 use mqtt_client::transport::{Proxy, ProxyError, Servers, TransportError};
 use mqtt_client::{
@@ -31,18 +31,6 @@ async fn connect(options: Options, servers: Servers) -> (Client, Incoming) {
     within(WAIT, "connect", Client::connect(options, servers))
         .await
         .unwrap_or_else(|e| panic!("could not connect: {e}"))
-}
-
-fn password_file(dir: &TempDir, user: &str, password: &str) -> PathBuf {
-    let path = dir.0.join("passwords");
-    let status = Command::new("mosquitto_passwd")
-        .args(["-b", "-c"])
-        .arg(&path)
-        .args([user, password])
-        .status()
-        .expect("run mosquitto_passwd (package mosquitto)");
-    assert!(status.success(), "mosquitto_passwd failed: {status}");
-    path
 }
 
 // ----- URLs ------------------------------------------------------------------------

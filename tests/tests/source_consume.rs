@@ -8,6 +8,7 @@
 )]
 
 mod client_common;
+mod source_common;
 
 use std::time::Duration;
 
@@ -16,57 +17,19 @@ use futures_util::StreamExt;
 use mqtt_client::{Client, Options, QoS};
 use mqtt_source::{Message, OnFailure, Source, SourceConfig};
 use mqtt_tests::broker::Mosquitto;
-
-fn url(port: u16) -> String {
-    format!("mqtt://127.0.0.1:{port}")
-}
-
-fn config(port: u16, id: &str, topic: &str, qos: QoS) -> SourceConfig {
-    SourceConfig::new([url(port)])
-        .with_client_id(id)
-        .with_topic(topic, qos)
-        .with_reconnect(ms(50), ms(500), 2.0)
-        .with_shutdown_timeout(WAIT)
-}
-
-async fn publisher(port: u16) -> Client {
-    let (client, _incoming) = Client::connect(
-        Options::new(""),
-        mqtt_client::Tcp::new(format!("127.0.0.1:{port}")),
-    )
-    .await
-    .unwrap();
-    client
-}
-
-async fn publish_n(client: &Client, topic: &str, qos: QoS, n: usize) {
-    for i in 0..n {
-        let done = client
-            .publish(topic, qos, false, format!("m{i}"))
-            .await
-            .unwrap();
-        within(WAIT, "publish completion", done).await.unwrap();
-    }
-}
-
-async fn next(source: &mut Source) -> Message {
-    within(WAIT, "a message from the source", source.recv())
-        .await
-        .expect("source ended while a message was expected")
-}
-
-async fn nothing(source: &mut Source, what: &str) {
-    if let Ok(Some(m)) = tokio::time::timeout(QUIET, source.recv()).await {
-        panic!("{what}: unexpected message {m:?}");
-    }
-}
+use source_common::{config, next, nothing, publish_n, publisher, url};
 
 #[tokio::test]
 async fn consumes_acks_and_counts() {
     let broker = Mosquitto::start();
-    let mut source = Source::connect(config(broker.port(), "count", "t/count", QoS::AtLeastOnce))
-        .await
-        .unwrap();
+    let mut source = Source::connect(config(
+        url(broker.port()),
+        "count",
+        "t/count",
+        QoS::AtLeastOnce,
+    ))
+    .await
+    .unwrap();
     let publisher = publisher(broker.port()).await;
     publish_n(&publisher, "t/count", QoS::AtLeastOnce, 20).await;
     for i in 0..20 {
@@ -109,7 +72,7 @@ async fn out_of_order_completion_gives_in_order_acks_on_the_wire() {
     let broker = Mosquitto::start();
     let proxy = Proxy::start(broker.addr()).await;
     let port: u16 = proxy.addr().rsplit(':').next().unwrap().parse().unwrap();
-    let mut source = Source::connect(config(port, "order", "t/order", QoS::AtLeastOnce))
+    let mut source = Source::connect(config(url(port), "order", "t/order", QoS::AtLeastOnce))
         .await
         .unwrap();
     let publisher = publisher(broker.port()).await;
@@ -146,8 +109,8 @@ async fn out_of_order_completion_gives_in_order_acks_on_the_wire() {
 #[tokio::test]
 async fn a_nacked_message_comes_back_then_acks() {
     let broker = Mosquitto::start();
-    let cfg =
-        config(broker.port(), "nack", "t/nack", QoS::AtLeastOnce).with_redelivery_delay(ms(10));
+    let cfg = config(url(broker.port()), "nack", "t/nack", QoS::AtLeastOnce)
+        .with_redelivery_delay(ms(10));
     let mut source = Source::connect(cfg).await.unwrap();
     let publisher = publisher(broker.port()).await;
     publish_n(&publisher, "t/nack", QoS::AtLeastOnce, 1).await;
@@ -182,9 +145,14 @@ async fn a_nacked_message_comes_back_then_acks() {
         (1, 2, 2, 1, 1)
     );
     // The broker got its PUBACK: a new session does not get the message again.
-    let mut again = Source::connect(config(broker.port(), "nack", "t/nack", QoS::AtLeastOnce))
-        .await
-        .unwrap();
+    let mut again = Source::connect(config(
+        url(broker.port()),
+        "nack",
+        "t/nack",
+        QoS::AtLeastOnce,
+    ))
+    .await
+    .unwrap();
     nothing(&mut again, "after a resumed session").await;
 }
 
@@ -198,7 +166,7 @@ async fn poison_goes_to_the_dead_letter_topic_and_frees_the_window() {
     .await
     .unwrap();
     dlq.subscribe("dlq/poison", QoS::AtLeastOnce).await.unwrap();
-    let cfg = config(broker.port(), "poison", "t/poison", QoS::AtLeastOnce)
+    let cfg = config(url(broker.port()), "poison", "t/poison", QoS::AtLeastOnce)
         .with_redelivery_delay(ms(5))
         .with_max_deliveries(3)
         .with_dead_letter_topic("dlq/poison")
@@ -255,7 +223,7 @@ async fn poison_goes_to_the_dead_letter_topic_and_frees_the_window() {
 #[tokio::test]
 async fn on_failure_ack_drops_and_counts() {
     let broker = Mosquitto::start();
-    let cfg = config(broker.port(), "failack", "t/failack", QoS::AtLeastOnce)
+    let cfg = config(url(broker.port()), "failack", "t/failack", QoS::AtLeastOnce)
         .with_on_failure(OnFailure::Ack);
     let mut source = Source::connect(cfg).await.unwrap();
     let publisher = publisher(broker.port()).await;
@@ -269,7 +237,7 @@ async fn on_failure_ack_drops_and_counts() {
 #[tokio::test]
 async fn a_stopped_consumer_holds_exactly_max_in_flight_and_keeps_pinging() {
     let broker = Mosquitto::start();
-    let cfg = config(broker.port(), "slow", "t/slow", QoS::AtLeastOnce)
+    let cfg = config(url(broker.port()), "slow", "t/slow", QoS::AtLeastOnce)
         .with_max_in_flight(5)
         .with_keep_alive(1);
     let mut source = Source::connect(cfg).await.unwrap();
@@ -306,7 +274,7 @@ async fn qos2_pubrec_only_after_the_pipeline_finishes() {
     let broker = Mosquitto::start();
     let proxy = Proxy::start(broker.addr()).await;
     let port: u16 = proxy.addr().rsplit(':').next().unwrap().parse().unwrap();
-    let mut source = Source::connect(config(port, "q2", "t/q2", QoS::ExactlyOnce))
+    let mut source = Source::connect(config(url(port), "q2", "t/q2", QoS::ExactlyOnce))
         .await
         .unwrap();
     let publisher = publisher(broker.port()).await;
@@ -337,7 +305,7 @@ async fn qos2_pubrec_only_after_the_pipeline_finishes() {
 #[tokio::test]
 async fn concurrency_spreads_a_shared_group_over_connections() {
     let broker = Mosquitto::start();
-    let cfg = config(broker.port(), "grp", "t/grp/#", QoS::AtLeastOnce)
+    let cfg = config(url(broker.port()), "grp", "t/grp/#", QoS::AtLeastOnce)
         .with_shared_group("workers")
         .with_concurrency(3);
     let mut source = Source::connect(cfg).await.unwrap();
@@ -367,9 +335,14 @@ async fn concurrency_spreads_a_shared_group_over_connections() {
 #[tokio::test]
 async fn graceful_shutdown_lets_in_flight_finish_and_leaves_the_rest() {
     let broker = Mosquitto::start();
-    let mut source = Source::connect(config(broker.port(), "drain", "t/drain", QoS::AtLeastOnce))
-        .await
-        .unwrap();
+    let mut source = Source::connect(config(
+        url(broker.port()),
+        "drain",
+        "t/drain",
+        QoS::AtLeastOnce,
+    ))
+    .await
+    .unwrap();
     let handle = source.handle();
     let publisher = publisher(broker.port()).await;
     publish_n(&publisher, "t/drain", QoS::AtLeastOnce, 3).await;
@@ -390,9 +363,14 @@ async fn graceful_shutdown_lets_in_flight_finish_and_leaves_the_rest() {
     finisher.await.unwrap();
     assert_eq!((totals.acked, totals.in_flight), (1, 0));
     // m1 (dropped) and m2 (never handed over) come back on the resumed session.
-    let mut again = Source::connect(config(broker.port(), "drain", "t/drain", QoS::AtLeastOnce))
-        .await
-        .unwrap();
+    let mut again = Source::connect(config(
+        url(broker.port()),
+        "drain",
+        "t/drain",
+        QoS::AtLeastOnce,
+    ))
+    .await
+    .unwrap();
     let mut payloads = vec![];
     for _ in 0..2 {
         let m = next(&mut again).await;
@@ -407,7 +385,7 @@ async fn graceful_shutdown_lets_in_flight_finish_and_leaves_the_rest() {
 #[tokio::test]
 async fn run_processes_concurrently_and_acks_on_success() {
     let broker = Mosquitto::start();
-    let cfg = config(broker.port(), "run", "t/run", QoS::AtLeastOnce)
+    let cfg = config(url(broker.port()), "run", "t/run", QoS::AtLeastOnce)
         .with_redelivery_delay(ms(5))
         .with_max_deliveries(2)
         .with_on_failure(OnFailure::Redeliver);
@@ -460,7 +438,7 @@ async fn mqtt_3_1_1_window_is_held_by_the_source() {
     // mosquitto's own window for 3.1.1 clients is unlimited in these tests
     // (`max_inflight_messages 0`): only the source holds the line.
     let broker = Mosquitto::start();
-    let cfg = config(broker.port(), "v311", "t/v311", QoS::AtLeastOnce)
+    let cfg = config(url(broker.port()), "v311", "t/v311", QoS::AtLeastOnce)
         .with_version(mqtt_client::ProtocolVersion::V311)
         .with_max_in_flight(5);
     let mut source = Source::connect(cfg).await.unwrap();

@@ -20,30 +20,21 @@
 )]
 
 mod client_common;
+mod source_common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use client_common::{mask, packet_type, within, Dir, Mode, Proxy, TempDir, WAIT};
-use mqtt_client::{Client, Options, QoS, Tcp};
+use client_common::{mask, packet_type, within, Dir, Mode, Proxy, Rng, TempDir, WAIT};
+use mqtt_client::QoS;
 use mqtt_tests::broker::Mosquitto;
+use source_common::publisher;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
 const RUN_LIMIT: Duration = Duration::from_secs(60);
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 #[derive(Clone)]
 struct Peer {
@@ -152,14 +143,6 @@ fn got_lines(out: &Path) -> Vec<Vec<String>> {
         .filter(|l| l.starts_with("got "))
         .map(|l| l.split(' ').map(str::to_owned).collect())
         .collect()
-}
-
-async fn publisher(port: u16) -> Client {
-    let (client, _incoming) =
-        Client::connect(Options::new(""), Tcp::new(format!("127.0.0.1:{port}")))
-            .await
-            .unwrap();
-    client
 }
 
 async fn killed_mid_stream(qos: QoS, seed: u64) {

@@ -12,11 +12,11 @@
 )]
 
 mod client_common;
+mod source_common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use client_common::{ms, packet_type, within, Dir, Proxy, TempDir, QUIET, WAIT};
+use client_common::{ms, packet_type, password_file, within, Dir, Proxy, TempDir, QUIET, WAIT};
 use futures_util::StreamExt;
 use mqtt_client::transport::TransportError;
 use mqtt_client::{AckError, Client, ConnectionError, Options, QoS, RefusalKind, Tcp};
@@ -27,61 +27,7 @@ use mqtt_source::{
 };
 use mqtt_tests::broker::Mosquitto;
 use mqtt_tests::pki::{Pki, Validity};
-
-fn config(url: String, id: &str, topic: &str, qos: QoS) -> SourceConfig {
-    SourceConfig::new([url])
-        .with_client_id(id)
-        .with_topic(topic, qos)
-        .with_reconnect(ms(50), ms(500), 2.0)
-        .with_shutdown_timeout(WAIT)
-}
-
-fn url(port: u16) -> String {
-    format!("mqtt://127.0.0.1:{port}")
-}
-
-async fn publisher(port: u16) -> Client {
-    let (client, _incoming) =
-        Client::connect(Options::new(""), Tcp::new(format!("127.0.0.1:{port}")))
-            .await
-            .unwrap();
-    client
-}
-
-async fn publish(client: &Client, topic: &str, payload: impl Into<bytes::Bytes>) {
-    let done = client
-        .publish(topic, QoS::AtLeastOnce, false, payload)
-        .await
-        .unwrap();
-    within(WAIT, "PUBACK", done).await.unwrap();
-}
-
-async fn next(source: &mut Source) -> Message {
-    within(WAIT, "a message from the source", source.recv())
-        .await
-        .expect("source ended while a message was expected")
-}
-
-async fn nothing(source: &mut Source, what: &str) {
-    if let Ok(Some(m)) = tokio::time::timeout(QUIET, source.recv()).await {
-        panic!("{what}: unexpected message {m:?}");
-    }
-}
-
-/// Waits until the source's metrics say `pred`.
-async fn metrics_until(
-    source: &Source,
-    what: &str,
-    pred: impl Fn(&mqtt_source::MetricsSnapshot) -> bool,
-) {
-    let metrics = source.metrics().clone();
-    within(WAIT, what, async move {
-        while !pred(&metrics.snapshot()) {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-}
+use source_common::{config, metrics_until, next, nothing, publish, publisher, url};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_restart_with_persistence_resumes_and_redelivers() {
@@ -406,18 +352,6 @@ async fn retained_binary_and_one_mebibyte_payloads() {
     m.ack().unwrap();
     let totals = source.shutdown().await;
     assert_eq!(totals.received_bytes, 4 + 4096 + (1 << 20));
-}
-
-fn password_file(dir: &TempDir, user: &str, password: &str) -> std::path::PathBuf {
-    let path = dir.0.join("passwords");
-    let status = Command::new("mosquitto_passwd")
-        .args(["-b", "-c"])
-        .arg(&path)
-        .args([user, password])
-        .status()
-        .expect("run mosquitto_passwd (package mosquitto)");
-    assert!(status.success());
-    path
 }
 
 #[tokio::test]

@@ -203,6 +203,33 @@ impl Drop for TempDir {
     }
 }
 
+/// A password file with one user, made by `mosquitto_passwd` (package
+/// `mosquitto`) in `dir`.
+pub(crate) fn password_file(dir: &TempDir, user: &str, password: &str) -> PathBuf {
+    let path = dir.0.join("passwords");
+    let status = std::process::Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&path)
+        .args([user, password])
+        .status()
+        .expect("run mosquitto_passwd (package mosquitto)");
+    assert!(status.success(), "mosquitto_passwd failed: {status}");
+    path
+}
+
+/// A small seeded generator (xorshift) for kill points and the like.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    /// A number in `0..n`.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
 // ----- proxy ---------------------------------------------------------------------
 
 /// Which way a packet goes through the [`Proxy`].
