@@ -45,17 +45,13 @@ use std::time::{Duration, Instant};
 
 use mqtt_benches::{
     clock_ticks, env_parse, fmt_rate, fmt_us, median, mosquitto_version, process_cpu,
-    rumqttc_version,
+    rumqttc_version, Delivery, SeqTracker, SEQ_LEN, SEQ_PAYLOAD_LEN as PAYLOAD_LEN,
 };
 use mqtt_tests::broker::Mosquitto;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
 
-/// Size of every payload.
-const PAYLOAD_LEN: usize = 100;
-/// Leading payload bytes holding the sequence number (u64, big endian).
-const SEQ_LEN: usize = 8;
 /// Byte filling the payload after the sequence number.
 const FILLER: u8 = b'x';
 /// Limit of each setup step (connect, subscribe) of a run.
@@ -312,27 +308,11 @@ fn process_syscalls() -> Option<u64> {
     Some(field("syscr:")? + field("syscw:")?)
 }
 
-/// The sequence number of a payload, if it is one of ours.
-fn seq_of(payload: &[u8]) -> Option<u64> {
-    if payload.len() != PAYLOAD_LEN {
-        return None;
-    }
-    let head: [u8; SEQ_LEN] = payload.get(..SEQ_LEN)?.try_into().ok()?;
-    Some(u64::from_be_bytes(head))
-}
-
 /// The subscriber's count of what arrived; signals its [`Completion`] once all N
 /// distinct messages have.
 #[derive(Debug)]
 struct Tracker {
-    /// Receipts per sequence number (saturating).
-    seen: Vec<u8>,
-    expected: u64,
-    received: u64,
-    unique: u64,
-    invalid: u64,
-    reordered: u64,
-    highest: Option<u64>,
+    seq: SeqTracker,
     done: Option<oneshot::Sender<Instant>>,
 }
 
@@ -341,15 +321,8 @@ impl Tracker {
     fn new(expected: u64) -> (Self, Completion) {
         let (done_tx, done_rx) = oneshot::channel();
         let (fault_tx, fault_rx) = mpsc::unbounded_channel();
-        let len = usize::try_from(expected).unwrap_or(usize::MAX);
         let tracker = Self {
-            seen: vec![0; len],
-            expected,
-            received: 0,
-            unique: 0,
-            invalid: 0,
-            reordered: 0,
-            highest: None,
+            seq: SeqTracker::new(expected),
             done: Some(done_tx),
         };
         let completion = Completion {
@@ -362,26 +335,7 @@ impl Tracker {
 
     /// Counts one received payload.
     fn record(&mut self, payload: &[u8]) {
-        self.received += 1;
-        let slot = seq_of(payload).and_then(|seq| {
-            let index = usize::try_from(seq).ok()?;
-            self.seen.get_mut(index).map(|slot| (seq, slot))
-        });
-        let Some((seq, slot)) = slot else {
-            self.invalid += 1;
-            return;
-        };
-        let first = *slot == 0;
-        *slot = slot.saturating_add(1);
-        if !first {
-            return;
-        }
-        self.unique += 1;
-        match self.highest {
-            Some(highest) if seq < highest => self.reordered += 1,
-            _ => self.highest = Some(seq),
-        }
-        if self.unique == self.expected {
+        if self.seq.record(payload) {
             if let Some(done) = self.done.take() {
                 let _ = done.send(Instant::now());
             }
@@ -394,47 +348,7 @@ impl Tracker {
     }
 
     fn delivery(&self) -> Delivery {
-        Delivery {
-            expected: self.expected,
-            received: self.received,
-            unique: self.unique,
-            duplicates: self.received - self.unique - self.invalid,
-            missing: self.expected - self.unique,
-            invalid: self.invalid,
-            reordered: self.reordered,
-        }
-    }
-}
-
-/// What the subscriber got, by sequence number.
-#[derive(Clone, Copy, Debug)]
-struct Delivery {
-    expected: u64,
-    /// Every PUBLISH received.
-    received: u64,
-    /// Distinct valid sequence numbers received.
-    unique: u64,
-    /// Receipts of an already received sequence number.
-    duplicates: u64,
-    missing: u64,
-    /// Payloads of the wrong size or with a sequence number out of range.
-    invalid: u64,
-    /// First receipts of a sequence number below the highest received before.
-    reordered: u64,
-}
-
-impl Delivery {
-    /// Nothing received out of `expected`.
-    fn none(expected: u64) -> Self {
-        Self {
-            expected,
-            received: 0,
-            unique: 0,
-            duplicates: 0,
-            missing: expected,
-            invalid: 0,
-            reordered: 0,
-        }
+        self.seq.delivery()
     }
 }
 

@@ -82,17 +82,13 @@ use std::time::{Duration, Instant};
 
 use mqtt_benches::{
     clock_ticks, env_parse, fmt_rate, fmt_us, median, mosquitto_version, process_cpu,
-    rumqttc_version,
+    rumqttc_version, Delivery, SeqTracker as Tracker, SEQ_LEN, SEQ_PAYLOAD_LEN as PAYLOAD_LEN,
 };
 use mqtt_client::{Client, Options, ProtocolVersion, QoS, Tcp};
 use mqtt_source::{MetricsSnapshot, Source, SourceConfig};
 use mqtt_tests::broker::Mosquitto;
 use tokio::time::{timeout, timeout_at};
 
-/// Size of every payload.
-const PAYLOAD_LEN: usize = 100;
-/// Leading payload bytes holding the sequence number (u64, big endian).
-const SEQ_LEN: usize = 8;
 /// Byte filling the payload after the sequence number.
 const FILLER: u8 = b'x';
 /// In-flight window of every contender and of the publisher; the broker's
@@ -450,10 +446,12 @@ fn source_notes(metrics: Option<&MetricsSnapshot>, tracker: &Tracker) -> Vec<Str
         return vec!["shutdown timed out".to_owned()];
     };
     let mut notes = Vec::new();
-    if m.received != tracker.received || m.acked != tracker.received {
+    if m.received != tracker.received() || m.acked != tracker.received() {
         notes.push(format!(
             "source metrics: {} received, {} acked, the consumer counted {}",
-            m.received, m.acked, tracker.received
+            m.received,
+            m.acked,
+            tracker.received()
         ));
     }
     for (count, what) in [
@@ -683,99 +681,6 @@ fn process_context_switches() -> Option<u64> {
     Some(total)
 }
 
-/// The sequence number of a payload, if it is one of ours.
-fn seq_of(payload: &[u8]) -> Option<u64> {
-    if payload.len() != PAYLOAD_LEN {
-        return None;
-    }
-    let head: [u8; SEQ_LEN] = payload.get(..SEQ_LEN)?.try_into().ok()?;
-    Some(u64::from_be_bytes(head))
-}
-
-/// The consumer's "processing": each payload's sequence number read and checked.
-#[derive(Debug)]
-struct Tracker {
-    /// Receipts per sequence number (saturating).
-    seen: Vec<u8>,
-    expected: u64,
-    received: u64,
-    unique: u64,
-    invalid: u64,
-    reordered: u64,
-    highest: Option<u64>,
-}
-
-impl Tracker {
-    fn new(expected: u64) -> Self {
-        Self {
-            seen: vec![0; usize::try_from(expected).unwrap_or(usize::MAX)],
-            expected,
-            received: 0,
-            unique: 0,
-            invalid: 0,
-            reordered: 0,
-            highest: None,
-        }
-    }
-
-    /// Counts one payload.
-    fn record(&mut self, payload: &[u8]) {
-        self.received += 1;
-        let slot = seq_of(payload).and_then(|seq| {
-            let index = usize::try_from(seq).ok()?;
-            self.seen.get_mut(index).map(|slot| (seq, slot))
-        });
-        let Some((seq, slot)) = slot else {
-            self.invalid += 1;
-            return;
-        };
-        let first = *slot == 0;
-        *slot = slot.saturating_add(1);
-        if !first {
-            return;
-        }
-        self.unique += 1;
-        match self.highest {
-            Some(highest) if seq < highest => self.reordered += 1,
-            _ => self.highest = Some(seq),
-        }
-    }
-
-    /// Every message arrived.
-    fn complete(&self) -> bool {
-        self.unique == self.expected
-    }
-
-    fn delivery(&self) -> Delivery {
-        Delivery {
-            expected: self.expected,
-            received: self.received,
-            unique: self.unique,
-            duplicates: self.received - self.unique - self.invalid,
-            missing: self.expected - self.unique,
-            invalid: self.invalid,
-            reordered: self.reordered,
-        }
-    }
-}
-
-/// What the consumer got, by sequence number.
-#[derive(Clone, Copy, Debug)]
-struct Delivery {
-    expected: u64,
-    /// Every PUBLISH received.
-    received: u64,
-    /// Distinct valid sequence numbers received.
-    unique: u64,
-    /// Receipts of an already received sequence number.
-    duplicates: u64,
-    missing: u64,
-    /// Payloads of the wrong size or with a sequence number out of range.
-    invalid: u64,
-    /// First receipts of a sequence number below the highest received before.
-    reordered: u64,
-}
-
 /// How a measured window ended.
 struct Window {
     qos: u8,
@@ -853,7 +758,7 @@ impl RunResult {
             qos: run.qos,
             start: now,
             end: now,
-            delivery: Tracker::new(run.messages).delivery(),
+            delivery: Delivery::none(run.messages),
             timed_out: false,
             error: Some(error),
             notes: Vec::new(),

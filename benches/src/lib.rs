@@ -362,3 +362,126 @@ pub fn env_parse<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String> 
         Err(_) => Ok(None),
     }
 }
+
+/// Size of every payload of the benches through a broker (e2e, source).
+pub const SEQ_PAYLOAD_LEN: usize = 100;
+/// Leading payload bytes holding the sequence number (u64, big endian).
+pub const SEQ_LEN: usize = 8;
+
+/// The sequence number of a payload, if it is one of ours.
+pub fn seq_of(payload: &[u8]) -> Option<u64> {
+    if payload.len() != SEQ_PAYLOAD_LEN {
+        return None;
+    }
+    let head: [u8; SEQ_LEN] = payload.get(..SEQ_LEN)?.try_into().ok()?;
+    Some(u64::from_be_bytes(head))
+}
+
+/// A receiver's count of what arrived, by sequence number `0..expected`.
+#[derive(Debug)]
+pub struct SeqTracker {
+    /// Receipts per sequence number (saturating).
+    seen: Vec<u8>,
+    expected: u64,
+    received: u64,
+    unique: u64,
+    invalid: u64,
+    reordered: u64,
+    highest: Option<u64>,
+}
+
+impl SeqTracker {
+    /// A tracker expecting sequence numbers `0..expected`.
+    pub fn new(expected: u64) -> Self {
+        Self {
+            seen: vec![0; usize::try_from(expected).unwrap_or(usize::MAX)],
+            expected,
+            received: 0,
+            unique: 0,
+            invalid: 0,
+            reordered: 0,
+            highest: None,
+        }
+    }
+
+    /// Counts one payload; true when it was the last distinct one expected.
+    pub fn record(&mut self, payload: &[u8]) -> bool {
+        self.received += 1;
+        let slot = seq_of(payload).and_then(|seq| {
+            let index = usize::try_from(seq).ok()?;
+            self.seen.get_mut(index).map(|slot| (seq, slot))
+        });
+        let Some((seq, slot)) = slot else {
+            self.invalid += 1;
+            return false;
+        };
+        let first = *slot == 0;
+        *slot = slot.saturating_add(1);
+        if !first {
+            return false;
+        }
+        self.unique += 1;
+        match self.highest {
+            Some(highest) if seq < highest => self.reordered += 1,
+            _ => self.highest = Some(seq),
+        }
+        self.unique == self.expected
+    }
+
+    /// Every message arrived.
+    pub fn complete(&self) -> bool {
+        self.unique == self.expected
+    }
+
+    /// Every PUBLISH received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// The counts.
+    pub fn delivery(&self) -> Delivery {
+        Delivery {
+            expected: self.expected,
+            received: self.received,
+            unique: self.unique,
+            duplicates: self.received - self.unique - self.invalid,
+            missing: self.expected - self.unique,
+            invalid: self.invalid,
+            reordered: self.reordered,
+        }
+    }
+}
+
+/// What a receiver got, by sequence number.
+#[derive(Clone, Copy, Debug)]
+pub struct Delivery {
+    /// Messages sent.
+    pub expected: u64,
+    /// Every PUBLISH received.
+    pub received: u64,
+    /// Distinct valid sequence numbers received.
+    pub unique: u64,
+    /// Receipts of an already received sequence number.
+    pub duplicates: u64,
+    /// Sequence numbers never received.
+    pub missing: u64,
+    /// Payloads of the wrong size or with a sequence number out of range.
+    pub invalid: u64,
+    /// First receipts of a sequence number below the highest received before.
+    pub reordered: u64,
+}
+
+impl Delivery {
+    /// Nothing received out of `expected`.
+    pub fn none(expected: u64) -> Self {
+        Self {
+            expected,
+            received: 0,
+            unique: 0,
+            duplicates: 0,
+            missing: expected,
+            invalid: 0,
+            reordered: 0,
+        }
+    }
+}
