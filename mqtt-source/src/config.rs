@@ -623,6 +623,22 @@ impl SourceConfig {
         }
     }
 
+    /// Replaces the brokers (a command line's `--broker` over a file's list, say).
+    pub fn with_brokers<I, S>(mut self, brokers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.brokers = brokers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Replaces the topics (a command line's topics over a file's, say).
+    pub fn with_topics(mut self, topics: impl IntoIterator<Item = Topic>) -> Self {
+        self.topics = topics.into_iter().collect();
+        self
+    }
+
     /// Adds a topic filter at this QoS.
     pub fn with_topic(mut self, filter: impl Into<String>, qos: QoS) -> Self {
         self.topics.push(Topic::new(filter, qos));
@@ -761,6 +777,15 @@ impl SourceConfig {
         self
     }
 
+    /// A user name without a password.
+    pub fn with_username(mut self, username: impl Into<String>) -> Self {
+        self.auth = Some(AuthConfig {
+            username: username.into(),
+            password: None,
+        });
+        self
+    }
+
     /// TLS settings.
     pub fn with_tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
@@ -805,6 +830,21 @@ impl SourceConfig {
     pub fn with_user_property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.user_properties.insert(name.into(), value.into());
         self
+    }
+
+    /// The brokers, each as its URL without password or query (for output).
+    pub fn brokers_redacted(&self) -> Vec<String> {
+        self.brokers.iter().map(|b| redact_url(b)).collect()
+    }
+
+    /// Keep-alive, in seconds.
+    pub fn keep_alive(&self) -> u16 {
+        self.keep_alive
+    }
+
+    /// The client identifier, if one is set.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
     }
 
     /// The topics.
@@ -1040,11 +1080,22 @@ impl SourceConfig {
         }
     }
 
-    /// The client options of one connection.
-    pub(crate) fn client_options(
-        &self,
-        client_id: String,
-    ) -> Result<mqtt_client::Options, ConfigError> {
+    /// The client options of one connection of this configuration, with this
+    /// client id: version, session, keep-alive, timeouts, credentials, will,
+    /// user properties, the reconnect backoff, and `max_in_flight` as both
+    /// Receive Maximum and the outgoing window. With [`servers`](Self::servers),
+    /// what a [`Sink`](crate::Sink) or any other client of the same broker is
+    /// built from:
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use mqtt_source::{client::Client, SourceConfig};
+    /// let config = SourceConfig::new(["mqtt://127.0.0.1:1883"]);
+    /// let options = config.client_options("publisher-1".into())?;
+    /// let (client, _incoming) = Client::connect(options, config.servers()?).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn client_options(&self, client_id: String) -> Result<mqtt_client::Options, ConfigError> {
         let backoff = Backoff::default()
             .with_initial(self.retry_initial)
             .with_max(self.retry_max)
@@ -1095,8 +1146,9 @@ impl SourceConfig {
         Ok(options)
     }
 
-    /// The connector for the brokers.
-    pub(crate) fn servers(&self) -> Result<mqtt_client::transport::Servers, ConfigError> {
+    /// The connector for the brokers: the URLs tried in turn, with the TLS
+    /// settings for `mqtts://` and `wss://`.
+    pub fn servers(&self) -> Result<mqtt_client::transport::Servers, ConfigError> {
         let servers = mqtt_client::transport::Servers::parse_list(&self.brokers)
             .map_err(|e| ConfigError::new("brokers", e.to_string()))?;
         #[cfg(feature = "tls")]
