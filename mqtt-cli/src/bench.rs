@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use mqtt_source::{Outgoing, Sink, SinkOptions, Source, Topic};
+use mqtt_source::{Outgoing, Sink, SinkOptions, Topic};
 use serde::Serialize;
 
 use crate::cli::BenchArgs;
@@ -77,7 +77,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
             .with_shared_group(format!("bench-{run_id}"))
             .with_concurrency(args.consumers);
     }
-    let mut source = Source::connect(consumer).await?;
+    let mut source = common::connect_source(consumer).await?;
     let mut clients = Vec::new();
     for p in 0..args.publishers {
         let (client, _incoming) =

@@ -127,7 +127,11 @@ fn report(r: &Report<'_>) -> String {
     } else {
         ""
     };
-    let _ = writeln!(out, "client id                {}{assigned}", r.client_id);
+    if r.client_id.is_empty() {
+        let _ = writeln!(out, "client id                (empty: the broker names the client and MQTT 3.1.1 does not say how)");
+    } else {
+        let _ = writeln!(out, "client id                {}{assigned}", r.client_id);
+    }
     let _ = writeln!(
         out,
         "session present          {}",
@@ -143,7 +147,8 @@ fn report(r: &Report<'_>) -> String {
         return out;
     }
     let mut row = |name: &str, value: String, effect: String| {
-        let _ = writeln!(out, "{name:<24} {value:<14} {effect}");
+        let line = format!("{name:<24} {value:<14} {effect}");
+        let _ = writeln!(out, "{}", line.trim_end());
     };
     let rm = info.receive_maximum();
     row(

@@ -82,9 +82,29 @@ pub(crate) async fn connect_client(
         .with_session_expiry(0)
         .with_reconnect(Backoff::default().with_enabled(reconnect));
     let servers = config.servers()?;
-    Client::connect(options, servers)
-        .await
-        .map_err(|e| Failure::connect(format!("could not connect: {e}")))
+    Client::connect(options, servers).await.map_err(|e| {
+        Failure::connect(format!(
+            "could not connect to {}: {e}",
+            config.brokers_redacted().join(", ")
+        ))
+    })
+}
+
+/// The source of `config`, its connect errors naming the brokers.
+pub(crate) async fn connect_source(config: SourceConfig) -> Result<mqtt_source::Source, Failure> {
+    let brokers = config.brokers_redacted().join(", ");
+    mqtt_source::Source::connect(config).await.map_err(|error| {
+        let connect = matches!(error, mqtt_source::SourceError::Connect { .. });
+        let mut failure = Failure::from(error);
+        if connect {
+            failure.message = failure.message.replacen(
+                "could not connect:",
+                &format!("could not connect to {brokers}:"),
+                1,
+            );
+        }
+        failure
+    })
 }
 
 /// `12,345`.

@@ -30,7 +30,7 @@ pub(crate) async fn run(args: ConsumeArgs) -> Result<(), Failure> {
         Some(path) => Output::file(path)?,
         None => Output::Stdout,
     };
-    let source = Source::connect(config).await?;
+    let source = common::connect_source(config).await?;
     if let Some(listener) = metrics {
         if let Ok(addr) = listener.local_addr() {
             eprintln!("metrics: http://{addr}/metrics");

@@ -132,7 +132,7 @@ fn lines(
     format: LineFormat,
     bad_line: Arc<Mutex<Option<String>>>,
 ) -> impl futures_util::Stream<Item = Item> {
-    let lines = reader.lines();
+    let lines = reader.split(b'\n');
     stream::unfold((lines, 0u64), move |(mut lines, n)| {
         let template = template.clone();
         let bad_line = Arc::clone(&bad_line);
@@ -144,14 +144,16 @@ fn lines(
                 }
                 None
             };
-            let text = match lines.next_line().await {
-                Ok(Some(text)) => text,
+            let bytes = match lines.next_segment().await {
+                Ok(Some(bytes)) => bytes,
                 Ok(None) => return None,
                 Err(e) => return stop(e.to_string()),
             };
             let outgoing = match format {
-                LineFormat::Raw => template.outgoing(None, Bytes::from(text.into_bytes())),
-                LineFormat::Json => Line::parse(&text)
+                LineFormat::Raw => template.outgoing(None, Bytes::from(bytes)),
+                LineFormat::Json => std::str::from_utf8(&bytes)
+                    .map_err(|e| format!("not UTF-8: {e}"))
+                    .and_then(Line::parse)
                     .and_then(Line::into_outgoing)
                     .map_err(Failure::usage)
                     .and_then(|line| template.outgoing(Some(line), Bytes::new())),

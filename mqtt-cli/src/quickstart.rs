@@ -97,7 +97,7 @@ pub(crate) async fn run(args: QuickstartArgs) -> Result<(), Failure> {
             .with_shared_group("quickstart")
             .with_concurrency(args.consumers);
     }
-    let source = Source::connect(consumer).await?;
+    let source = common::connect_source(consumer).await?;
 
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + args.timeout;
