@@ -15,12 +15,12 @@ pub(crate) async fn run(args: CheckArgs) -> Result<(), Failure> {
     let brokers = config.brokers_redacted().join(", ");
     let version = config.version();
     let started = Instant::now();
-    let connected = common::connect_client(
-        &config,
-        config.client_id().unwrap_or_default().to_owned(),
-        false,
-    )
-    .await;
+    // A probe never takes over the session of a consumer with the same id.
+    let id = config
+        .client_id()
+        .map(|id| format!("{id}_check"))
+        .unwrap_or_default();
+    let connected = common::connect_client(&config, id, false).await;
     let (client, _incoming) = match connected {
         Ok(connected) => connected,
         Err(failure) => {

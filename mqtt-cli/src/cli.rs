@@ -142,8 +142,6 @@ impl From<VersionArg> for ProtocolVersion {
 
 #[derive(Debug, Args)]
 pub(crate) struct ConsumeArgs {
-    #[command(flatten)]
-    pub(crate) conn: ConnArgs,
     /// Topic filter to subscribe to (repeat for more).
     #[arg(short = 't', long = "topic", value_name = "FILTER")]
     pub(crate) topics: Vec<String>,
@@ -191,6 +189,8 @@ pub(crate) struct ConsumeArgs {
     /// /health); port 0 picks one, printed on stderr.
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -203,8 +203,6 @@ pub(crate) enum PayloadMode {
 
 #[derive(Debug, Args)]
 pub(crate) struct PublishArgs {
-    #[command(flatten)]
-    pub(crate) conn: ConnArgs,
     /// Topic name (with --format json: overrides each line's topic).
     #[arg(short = 't', long, value_name = "TOPIC")]
     pub(crate) topic: Option<String>,
@@ -252,6 +250,8 @@ pub(crate) struct PublishArgs {
     /// session lost, quota exceeded).
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub(crate) retries: u32,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -264,8 +264,6 @@ pub(crate) enum LineFormat {
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    #[command(flatten)]
-    pub(crate) conn: ConnArgs,
     /// Messages to publish (in all).
     #[arg(short = 'n', long, value_name = "N", default_value_t = 100_000)]
     pub(crate) count: u64,
@@ -300,15 +298,17 @@ pub(crate) struct BenchArgs {
     /// Draw latency over time and its distribution into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub(crate) plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
-    #[command(flatten)]
-    pub(crate) conn: ConnArgs,
     /// Print the result as one JSON object on stdout.
     #[arg(long)]
     pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
 }
 
 #[derive(Debug, Args)]
@@ -333,8 +333,8 @@ pub(crate) struct QuickstartArgs {
     /// Consuming connections, in a shared group.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub(crate) consumers: u16,
-    /// The durable file the consumer writes (default: a new file under the
-    /// system's temporary directory, printed).
+    /// The durable file the consumer writes, replaced if it exists (default: a
+    /// new file under the system's temporary directory, printed).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
     /// Give up after this long (what is missing then counts as lost).

@@ -47,7 +47,7 @@ pub(crate) async fn run(args: ConsumeArgs) -> Result<(), Failure> {
     } = outcome?;
     let rate = common::rate(written, elapsed);
     eprintln!(
-        "consumed {} messages in {:.2} s ({:.0} msg/s) to {}; acked {}, redelivered by the broker or locally {}, errors {}",
+        "consumed {} messages in {:.2} s ({:.0} msg/s) to {}; acked {}, redelivered locally after a failure {}, connection errors {}",
         common::thousands(written),
         elapsed.as_secs_f64(),
         rate,

@@ -22,8 +22,14 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, Failure> {
 pub(crate) fn serve(listener: TcpListener, source: SourceHandle) {
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, say: wait instead of spinning.
+                    tracing::warn!(event = "metrics.accept_failed", %error);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let source = source.clone();
             tokio::spawn(async move {

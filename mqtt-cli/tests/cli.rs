@@ -521,7 +521,7 @@ async fn check_prints_the_limits_of_the_broker() {
     let text = out.stdout;
     for expected in [
         "connected to",
-        "client id                checker",
+        "client id                checker_check",
         "receive maximum          7",
         "at most 7 QoS 1/2 publishes in flight",
         "maximum QoS              1",

@@ -1,5 +1,29 @@
 //! A strict, zero-copy codec for every MQTT 3.1.1 and MQTT 5.0 control packet.
 //!
+//! # Example
+//!
+//! ```
+//! use bytes::{Bytes, BytesMut};
+//! use mqtt_codec::{Decoder, MqttString, Packet, ProtocolVersion, Publish, QoS};
+//!
+//! let publish = Publish {
+//!     qos: QoS::AtLeastOnce,
+//!     packet_id: mqtt_codec::PacketId::new(7),
+//!     topic: MqttString::from_static("sensors/k1/temp").unwrap(),
+//!     payload: Bytes::from_static(b"21.5"),
+//!     ..Publish::default()
+//! };
+//! let packet = Packet::Publish(publish);
+//!
+//! let mut wire = BytesMut::new();
+//! packet.encode(ProtocolVersion::V5, &mut wire).unwrap();
+//! assert_eq!(wire.len(), packet.encoded_len(ProtocolVersion::V5).unwrap());
+//!
+//! let mut decoder = Decoder::new(ProtocolVersion::V5).with_max_packet_size(1024);
+//! let decoded = decoder.decode(&mut wire).unwrap().expect("a whole packet");
+//! assert_eq!(decoded, packet);
+//! ```
+//!
 //! # The model
 //!
 //! `mqtt-codec` turns bytes into [`Packet`]s and packets into bytes. It holds no
@@ -35,29 +59,6 @@
 //! the specification calls malformed, write a packet it would itself reject, or use
 //! `unsafe`.
 //!
-//! # Example
-//!
-//! ```
-//! use bytes::{Bytes, BytesMut};
-//! use mqtt_codec::{Decoder, MqttString, Packet, ProtocolVersion, Publish, QoS};
-//!
-//! let publish = Publish {
-//!     qos: QoS::AtLeastOnce,
-//!     packet_id: mqtt_codec::PacketId::new(7),
-//!     topic: MqttString::from_static("sensors/k1/temp").unwrap(),
-//!     payload: Bytes::from_static(b"21.5"),
-//!     ..Publish::default()
-//! };
-//! let packet = Packet::Publish(publish);
-//!
-//! let mut wire = BytesMut::new();
-//! packet.encode(ProtocolVersion::V5, &mut wire).unwrap();
-//! assert_eq!(wire.len(), packet.encoded_len(ProtocolVersion::V5).unwrap());
-//!
-//! let mut decoder = Decoder::new(ProtocolVersion::V5).with_max_packet_size(1024);
-//! let decoded = decoder.decode(&mut wire).unwrap().expect("a whole packet");
-//! assert_eq!(decoded, packet);
-//! ```
 
 pub mod error;
 pub mod packet;

@@ -123,6 +123,12 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+/// The workspace README's examples (codec, client, source), compiled as doc
+/// tests here, where the three crates are in scope.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct WorkspaceReadmeDoctests;
+
 mod config;
 pub mod decode;
 mod load;
