@@ -34,8 +34,11 @@
 //! # }
 //! ```
 //!
-//! A runnable program is `examples/pubsub.rs`; the tests in `tests/` run the client
-//! against a real mosquitto.
+//! Runnable programs for the common tasks are in `examples/`: `publish` (with
+//! completion), `subscribe` (manual acks), `tls_client_cert`, `websocket`,
+//! `request_response`, `connect` (any URL) and `pubsub`; `tests/tests/examples_client.rs`
+//! runs them against a real mosquitto, and the other tests in `tests/` run the client
+//! against mosquitto too.
 //!
 //! # Model
 //!
