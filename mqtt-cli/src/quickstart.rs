@@ -73,7 +73,8 @@ pub(crate) async fn run(args: QuickstartArgs) -> Result<(), Failure> {
     let alerts: u64 = (0..args.devices)
         .map(|d| fleet::readings_of(d, args.devices, total) / 10)
         .sum();
-    eprintln!(
+    if !crate::progress::QUIET.load(Ordering::Relaxed) {
+        eprintln!(
         "quickstart: {} devices, {} readings ({} telemetry at QoS 1, {} alerts at QoS 2) through {broker}; writing {}",
         thousands(u64::from(args.devices)),
         thousands(total),
@@ -81,6 +82,7 @@ pub(crate) async fn run(args: QuickstartArgs) -> Result<(), Failure> {
         thousands(alerts),
         path.display()
     );
+    }
 
     let base = SourceConfig::new([url.clone()]);
     let mut consumer = base
