@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use mqtt_source::{Outgoing, Sink, SinkOptions, Topic};
+use mqtt_source::{Outgoing, Topic};
 use serde::Serialize;
 
 use crate::cli::BenchArgs;
@@ -150,29 +150,18 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
         let topic = format!("{prefix}/{p}");
         let (qos, size, sent) = (args.qos, args.size, Arc::clone(&sent));
         let window = usize::from(args.max_in_flight);
-        publishing.push(tokio::spawn(async move {
-            let sink = Sink::new(
-                client.clone(),
-                SinkOptions::default().with_max_in_flight(window),
-                move |seq: &u64| {
-                    sent.fetch_add(1, Ordering::Relaxed);
-                    let sent_ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                    Outgoing::new(topic.clone(), payload(p, *seq, sent_ns, size)).with_qos(qos)
-                },
-            );
-            let report = sink.send_all(crate::quickstart::paced(0..n, period)).await;
-            let _ = client.disconnect().await;
-            (report.published, report.failed.len() as u64)
-        }));
+        publishing.push(common::spawn_publisher(
+            client,
+            window,
+            move |seq: &u64| {
+                sent.fetch_add(1, Ordering::Relaxed);
+                let sent_ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                Outgoing::new(topic.clone(), payload(p, *seq, sent_ns, size)).with_qos(qos)
+            },
+            crate::quickstart::paced(0..n, period),
+        ));
     }
-    let (mut published, mut publish_failed) = (0, 0);
-    for task in publishing {
-        let (ok, failed) = task
-            .await
-            .map_err(|e| Failure::failed(format!("a publisher stopped: {e}")))?;
-        published += ok;
-        publish_failed += failed;
-    }
+    let (published, publish_failed) = common::join_publishers(publishing).await?;
     let publish_secs = start.elapsed().as_secs_f64();
     let (tracker, latency, last) = consuming
         .await

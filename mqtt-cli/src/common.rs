@@ -107,6 +107,46 @@ pub(crate) async fn connect_source(config: SourceConfig) -> Result<mqtt_source::
     })
 }
 
+/// Publishes `items` through a sink on `client` (`window` in flight, `map`
+/// making each message), then disconnects; the task gives (published, failed).
+pub(crate) fn spawn_publisher<T, F, S>(
+    client: Client,
+    window: usize,
+    map: F,
+    items: S,
+) -> tokio::task::JoinHandle<(u64, u64)>
+where
+    T: Send + 'static,
+    F: Fn(&T) -> mqtt_source::Outgoing + Send + Sync + 'static,
+    S: futures_util::Stream<Item = T> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let sink = mqtt_source::Sink::new(
+            client.clone(),
+            mqtt_source::SinkOptions::default().with_max_in_flight(window),
+            map,
+        );
+        let report = sink.send_all(items).await;
+        let _ = client.disconnect().await;
+        (report.published, report.failed.len() as u64)
+    })
+}
+
+/// Waits for every publisher; (published, failed) over them all.
+pub(crate) async fn join_publishers(
+    publishers: Vec<tokio::task::JoinHandle<(u64, u64)>>,
+) -> Result<(u64, u64), Failure> {
+    let (mut published, mut failed) = (0, 0);
+    for publisher in publishers {
+        let (ok, bad) = publisher
+            .await
+            .map_err(|e| Failure::failed(format!("a publisher stopped: {e}")))?;
+        published += ok;
+        failed += bad;
+    }
+    Ok((published, failed))
+}
+
 /// `12,345`.
 pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::stream;
-use mqtt_source::{Message, MetricsSnapshot, QoS, Sink, SinkOptions, Source, SourceConfig};
+use mqtt_source::{Message, MetricsSnapshot, QoS, Source, SourceConfig};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -143,28 +143,17 @@ pub(crate) async fn run(args: QuickstartArgs) -> Result<(), Failure> {
             common::connect_client(&base, format!("quickstart-{id}-pub-{p}"), true).await?;
         let sent = Arc::clone(&sent);
         let schedule = fleet::schedule(p, args.publishers, args.devices, total);
-        publishers.push(tokio::spawn(async move {
-            let sink = Sink::new(
-                client.clone(),
-                SinkOptions::default().with_max_in_flight(100),
-                move |reading: &Reading| {
-                    sent.fetch_add(1, Ordering::Relaxed);
-                    fleet::message(*reading)
-                },
-            );
-            let report = sink.send_all(paced(schedule, period)).await;
-            let _ = client.disconnect().await;
-            (report.published, report.failed.len() as u64)
-        }));
+        publishers.push(common::spawn_publisher(
+            client,
+            100,
+            move |reading: &Reading| {
+                sent.fetch_add(1, Ordering::Relaxed);
+                fleet::message(*reading)
+            },
+            paced(schedule, period),
+        ));
     }
-    let (mut published, mut publish_failed) = (0, 0);
-    for publisher in publishers {
-        let (ok, failed) = publisher
-            .await
-            .map_err(|e| Failure::failed(format!("a publisher stopped: {e}")))?;
-        published += ok;
-        publish_failed += failed;
-    }
+    let (published, publish_failed) = common::join_publishers(publishers).await?;
     let publish_secs = started.elapsed().as_secs_f64();
     let consumer = consuming
         .await

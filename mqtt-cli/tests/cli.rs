@@ -228,6 +228,23 @@ async fn publish_numbered(url: &str, topic: &str, qos: &str, range: std::ops::Ra
     assert_eq!(out.code(), 0, "publish: {}", out.stderr);
 }
 
+/// `mqtt publish --format json --file FILE`: a capture replayed.
+async fn replay(url: &str, file: &Path) -> Output {
+    run(
+        &[
+            "publish",
+            "-b",
+            url,
+            "--format",
+            "json",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+        b"",
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consume_into_a_file_killed_and_restarted_loses_nothing() {
     let broker = Mosquitto::start();
@@ -419,19 +436,7 @@ async fn publish_from_stdin_then_replay_the_capture_into_another_broker() {
         replayed.to_str().unwrap(),
     ]);
     consumer.started().await;
-    let out = run(
-        &[
-            "publish",
-            "-b",
-            &url_b,
-            "--format",
-            "json",
-            "--file",
-            capture.to_str().unwrap(),
-        ],
-        b"",
-    )
-    .await;
+    let out = replay(&url_b, &capture).await;
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert!(
         out.stderr.contains("published 102 messages"),
@@ -468,19 +473,7 @@ async fn publish_from_stdin_then_replay_the_capture_into_another_broker() {
     // A bad line stops the replay, names the line and fails.
     let bad = dir.join("bad.jsonl");
     std::fs::write(&bad, "{\"topic\":\"in/x\",\"payload\":\"ok\"}\nnot json\n").unwrap();
-    let out = run(
-        &[
-            "publish",
-            "-b",
-            &url_b,
-            "--format",
-            "json",
-            "--file",
-            bad.to_str().unwrap(),
-        ],
-        b"",
-    )
-    .await;
+    let out = replay(&url_b, &bad).await;
     assert_eq!(out.code(), 1, "{}", out.stderr);
     assert!(out.stderr.contains("line 2:"), "{}", out.stderr);
     assert!(

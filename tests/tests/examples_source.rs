@@ -13,131 +13,14 @@
 )]
 
 mod client_common;
+mod examples_common;
 mod source_common;
 
-use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
-
-use client_common::{assert_no_message, recv, within, TempDir, QUIET};
+use client_common::{assert_no_message, recv, TempDir, QUIET};
+use examples_common::Running;
 use mqtt_client::{Client, Options, QoS, Tcp};
 use mqtt_tests::broker::Mosquitto;
 use source_common::{publish_n, publisher};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
-use tokio::task::JoinHandle;
-
-/// How long an example may take to start, or to finish once fed.
-const RUN_LIMIT: Duration = Duration::from_secs(30);
-
-/// The built example `name` of mqtt-source, next to this test's binary:
-/// `target/<profile>/deps/<test>` → `target/<profile>/examples/<name>`.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test binary is in target/<profile>/deps")
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "example binary {} not found: build the examples first, with \
-         `cargo test --all-targets` (or `cargo build -p mqtt-source --examples`)",
-        path.display()
-    );
-    path
-}
-
-/// An example running as a child process.
-struct Running {
-    name: &'static str,
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-    /// Every stdout line read so far.
-    seen: Vec<String>,
-    stderr: JoinHandle<String>,
-}
-
-impl Running {
-    async fn spawn(name: &'static str, args: &[&str]) -> Self {
-        let mut child = Command::new(example(name))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("example {name} starts: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let stderr = tokio::spawn(async move {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text).await;
-            text
-        });
-        Self {
-            name,
-            child,
-            lines: BufReader::new(stdout).lines(),
-            seen: Vec::new(),
-            stderr,
-        }
-    }
-
-    /// Reads stdout until a line satisfies `pred`; returns it.
-    async fn expect_line(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        loop {
-            match within(RUN_LIMIT, what, self.lines.next_line()).await {
-                Ok(Some(line)) => {
-                    self.seen.push(line.clone());
-                    if pred(&line) {
-                        return line;
-                    }
-                }
-                other => {
-                    let (status, stderr) = self.exit().await;
-                    panic!(
-                        "example {} ended ({other:?}, {status}) while waiting for {what}\n\
-                         stdout:\n{}\nstderr:\n{stderr}",
-                        self.name,
-                        self.seen.join("\n")
-                    );
-                }
-            }
-        }
-    }
-
-    async fn exit(&mut self) -> (ExitStatus, String) {
-        let status = within(RUN_LIMIT, "the example exits", self.child.wait())
-            .await
-            .expect("wait for the example");
-        let stderr = within(RUN_LIMIT, "the example's stderr", &mut self.stderr)
-            .await
-            .unwrap_or_default();
-        (status, stderr)
-    }
-
-    /// Reads stdout to its end, waits for the exit and asserts it is a success;
-    /// returns every stdout line.
-    async fn finish(mut self) -> Vec<String> {
-        loop {
-            match within(RUN_LIMIT, "the example's output", self.lines.next_line()).await {
-                Ok(Some(line)) => self.seen.push(line),
-                Ok(None) => break,
-                Err(e) => panic!("reading the example's stdout: {e}"),
-            }
-        }
-        let (status, stderr) = self.exit().await;
-        assert!(
-            status.success(),
-            "example {} failed: {status}\nstdout:\n{}\nstderr:\n{stderr}",
-            self.name,
-            self.seen.join("\n")
-        );
-        self.seen
-    }
-}
 
 /// The JSON after `metrics: ` in the output.
 fn metrics(lines: &[String]) -> serde_json::Value {
@@ -171,8 +54,7 @@ async fn shared_group_spreads_messages_over_its_connections_and_acks_them() {
             "--topic",
             "t/shared",
         ],
-    )
-    .await;
+    );
     running
         .expect_line("subscribed", |l| l.starts_with("subscribed: "))
         .await;
@@ -248,8 +130,7 @@ async fn to_file_writes_each_message_once_then_acks() {
             "--topic",
             "t/file",
         ],
-    )
-    .await;
+    );
     running
         .expect_line("subscribed", |l| l.starts_with("subscribed: "))
         .await;
@@ -292,8 +173,7 @@ async fn sink_publishes_every_item() {
     let running = Running::spawn(
         "sink",
         &[&url, "--count", &N.to_string(), "--topic", "t/sink"],
-    )
-    .await;
+    );
     let lines = running.finish().await;
     assert!(
         lines.contains(&format!("published: {N}, failed: 0")),
