@@ -83,6 +83,10 @@ fn config(args: &ConsumeArgs) -> Result<SourceConfig, Failure> {
         return Err(Failure::usage(
             "consume needs a topic: -t FILTER (or a --config file with topics)",
         ));
+    } else if args.qos.is_some() {
+        return Err(Failure::usage(
+            "--qos applies to the -t topics: a --config file's topics keep their own QoS",
+        ));
     }
     if let Some(group) = &args.group {
         config = config.with_shared_group(group.clone());

@@ -607,6 +607,12 @@ async fn bad_flags_and_unreachable_brokers_give_the_documented_exit_codes() {
     };
     let nowhere = format!("mqtt://127.0.0.1:{closed}");
     let dir = Dir::new("errors");
+    let good_config = dir.join("good.toml");
+    std::fs::write(
+        &good_config,
+        "brokers = [\"mqtt://127.0.0.1:1\"]\nclient_id = \"x\"\ntopics = [{ topic = \"a\" }]\n",
+    )
+    .unwrap();
     let bad_config = dir.join("bad.toml");
     std::fs::write(
         &bad_config,
@@ -632,6 +638,11 @@ async fn bad_flags_and_unreachable_brokers_give_the_documented_exit_codes() {
             vec!["consume", "-c", bad_config.to_str().unwrap(), "-t", "a"],
             2,
             "no_such_option",
+        ),
+        (
+            vec!["consume", "-c", good_config.to_str().unwrap(), "-q", "2"],
+            2,
+            "--qos applies to the -t topics",
         ),
         (
             vec!["consume", "-b", "mqtt://127.0.0.1:1", "-t", "a/#/b"],
