@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 # mosquitto on 127.0.0.1 (tests/src/broker.rs): install it when missing.
 bash scripts/install-mosquitto.sh
 
+# The examples as programs: tests/tests/examples_*.rs run them (`cargo test`
+# builds examples only as test harnesses).
+cargo build --workspace --examples "$@"
 cargo test --workspace --all-targets "$@"
 # Doc tests (not part of --all-targets).
 cargo test --workspace --doc "$@"

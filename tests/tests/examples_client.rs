@@ -3,10 +3,9 @@
 //! and output checked, and what it did checked from the broker's side (a test
 //! client, the broker's log).
 //!
-//! The binaries are those cargo builds in `target/<profile>/examples/`: `cargo
-//! test --all-targets` (as CI runs it) builds them first; `cargo test -p
-//! mqtt-tests` alone does not (then `cargo build -p mqtt-client --examples
-//! --features tls,websocket`).
+//! The binaries are those `cargo build --workspace --examples` leaves in
+//! `target/<profile>/examples/`; `scripts/test.sh` builds them before the
+//! tests (`cargo test` builds examples only as test harnesses).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

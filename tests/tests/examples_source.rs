@@ -2,9 +2,9 @@
 //! shipped against mosquitto: each binary as a child process, fed by a test
 //! client, its exit status and output checked.
 //!
-//! The binaries are those cargo builds in `target/<profile>/examples/`: `cargo
-//! test --all-targets` (as CI runs it) builds them first; `cargo test -p
-//! mqtt-tests` alone does not (then `cargo build -p mqtt-source --examples`).
+//! The binaries are those `cargo build --workspace --examples` leaves in
+//! `target/<profile>/examples/`; `scripts/test.sh` builds them before the
+//! tests (`cargo test` builds examples only as test harnesses).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

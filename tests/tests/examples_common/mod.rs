@@ -16,48 +16,25 @@ use crate::client_common::within;
 pub(crate) const RUN_LIMIT: Duration = Duration::from_secs(30);
 
 /// The built example `name` (of any crate of the workspace), next to this
-/// test's binary (`target/<profile>/deps/<test>`): `target/<profile>/examples/<name>`
-/// as `cargo build --examples` leaves it, or else the newest
-/// `target/<profile>/examples/<name>-<hash>`, as `cargo test --all-targets`
-/// leaves it (it builds examples without the plain-named copy).
+/// test's binary: `target/<profile>/deps/<test>` → `target/<profile>/examples/<name>`.
+/// `cargo build --examples` leaves it there; `cargo test --all-targets` does
+/// not (it builds examples as test harnesses, under hashed names), so
+/// `scripts/test.sh` builds the examples first.
 pub(crate) fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe
+    let path = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("the test binary is in target/<profile>/deps")
-        .join("examples");
-    let suffix = std::env::consts::EXE_SUFFIX;
-    let plain = dir.join(format!("{name}{suffix}"));
-    let hashed = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|entry| {
-            let file = entry.file_name();
-            let file = file.to_string_lossy();
-            file.strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix('-'))
-                .and_then(|rest| rest.strip_suffix(suffix).or(Some(rest)))
-                .is_some_and(|hash| !hash.is_empty() && hash.chars().all(|c| c.is_ascii_hexdigit()))
-        })
-        .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
-        .max()
-        .map(|(_, path)| path);
-    // The newest of the two: a plain copy left by an older `cargo build` must
-    // not hide a fresher test build.
-    let newest = [Some(plain.clone()).filter(|p| p.is_file()), hashed]
-        .into_iter()
-        .flatten()
-        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok());
-    newest.unwrap_or_else(|| {
-        panic!(
-            "example binary {} not found: build the examples first, with \
-             `cargo test --all-targets` (or `cargo build -p mqtt-client --examples \
-             --features tls,websocket` and `cargo build -p mqtt-source --examples`)",
-            plain.display()
-        )
-    })
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "example binary {} not found: build the examples first, with \
+         `cargo build --workspace --examples` (scripts/test.sh does)",
+        path.display()
+    );
+    path
 }
 
 /// An example running as a child process.
